@@ -1,0 +1,449 @@
+// The one bindings file: validates and converts Python arguments, allocates outputs with the GIL
+// held, and calls the core with the GIL released. No maths here.
+//
+// Array intake, stated once: every array argument must already be a C-contiguous numpy array of
+// the call's dtype (float32 or float64, all the same). The Python layer (backprop_core._api)
+// applies the dtype policy; here nothing is converted, so nothing is silently cast or copied.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "backprop_core/mlp.hpp"
+#include "backprop_core/toy.hpp"
+
+namespace py = pybind11;
+using namespace pybind11::literals;
+using std::size_t;
+
+namespace {
+
+std::string shape_str(const py::array& a) {
+    std::string s = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i)
+        s += (i ? ", " : "") + std::to_string(a.shape(i));
+    return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+std::string shape_str(std::initializer_list<size_t> dims) {
+    std::string s = "(";
+    size_t i = 0;
+    for (size_t d : dims) s += (i++ ? ", " : "") + std::to_string(d);
+    return s + (dims.size() == 1 ? ",)" : ")");
+}
+
+[[noreturn]] void value_error(const std::string& msg) { throw py::value_error(msg); }
+[[noreturn]] void type_error(const std::string& msg) { throw py::type_error(msg); }
+
+// The array behind `obj`, checked to be a C-contiguous array of dtype T; never converted.
+template <class T> py::array as_input(const py::handle& obj, const std::string& name) {
+    if (!py::isinstance<py::array>(obj))
+        type_error(name + ": expected a numpy array, got " +
+                   std::string(py::str(py::type::of(obj).attr("__name__"))));
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    if (!a.dtype().is(py::dtype::of<T>()))
+        type_error(name + ": expected dtype " + std::string(py::str(py::dtype::of<T>())) +
+                   ", got " + std::string(py::str(a.dtype())));
+    if (!(a.flags() & py::array::c_style))
+        type_error(name + ": expected a C-contiguous array");
+    return a;
+}
+
+template <class T> const T* data(const py::array& a) { return static_cast<const T*>(a.data()); }
+template <class T> T* data(py::array_t<T>& a) { return a.mutable_data(); }
+
+template <class T> py::array_t<T> empty(std::vector<py::ssize_t> shape) {
+    return py::array_t<T>(std::move(shape));
+}
+
+void require_ndim(const py::array& a, const std::string& name, py::ssize_t ndim,
+                  const std::string& expected) {
+    if (a.ndim() != ndim)
+        value_error(name + ": expected shape " + expected + ", got shape " + shape_str(a));
+}
+
+// ----------------------------------------------------------------------------- the toy chain
+
+std::vector<backprop_core::Activation> parse_activations(const py::sequence& names) {
+    if (py::isinstance<py::str>(names))
+        type_error("activations: expected a sequence of names such as (\"sin\", \"exp\"), got "
+                   "the single str '" + names.cast<std::string>() + "'");
+    std::vector<backprop_core::Activation> acts;
+    for (size_t i = 0; i < names.size(); ++i) {
+        py::object item = names[i];
+        if (!py::isinstance<py::str>(item))
+            type_error("activations[" + std::to_string(i) + "]: expected a str, got " +
+                       std::string(py::str(py::type::of(item).attr("__name__"))));
+        try {
+            acts.push_back(backprop_core::activation_from_name(item.cast<std::string>()));
+        } catch (const std::invalid_argument& e) {
+            value_error(std::string(e.what()) + " (at activations[" + std::to_string(i) + "])");
+        }
+    }
+    return acts;
+}
+
+template <class T> struct ToyArgs {
+    std::vector<backprop_core::Activation> acts;
+    backprop_core::ToyChain<T> chain;
+    py::array x, beta, omega;
+    size_t N;
+    bool batched;
+};
+
+template <class T>
+ToyArgs<T> toy_args(const py::handle& x, const py::handle& beta, const py::handle& omega,
+                    const py::sequence& activations, double relu_grad_at_zero) {
+    ToyArgs<T> a;
+    a.acts = parse_activations(activations);
+    const size_t L = a.acts.size();
+    a.x = as_input<T>(x, "x");
+    a.beta = as_input<T>(beta, "beta");
+    a.omega = as_input<T>(omega, "omega");
+    if (a.x.ndim() > 1)
+        value_error("x: expected a scalar or a 1-D array of samples, got shape " + shape_str(a.x));
+    a.batched = a.x.ndim() == 1;
+    a.N = a.batched ? size_t(a.x.shape(0)) : 1;
+    const std::string expected = shape_str({L + 1});
+    const std::string why = " for a chain of " + std::to_string(L) + " activations";
+    if (a.beta.ndim() != 1 || size_t(a.beta.shape(0)) != L + 1)
+        value_error("beta: expected shape " + expected + why + ", got shape " + shape_str(a.beta));
+    if (a.omega.ndim() != 1 || size_t(a.omega.shape(0)) != L + 1)
+        value_error("omega: expected shape " + expected + why + ", got shape " +
+                    shape_str(a.omega));
+    if (!(relu_grad_at_zero >= 0.0 && relu_grad_at_zero <= 1.0))
+        value_error("relu_grad_at_zero: expected a value in [0, 1], got " +
+                    std::to_string(relu_grad_at_zero));
+    a.chain = {a.acts.data(), L, data<T>(a.beta), data<T>(a.omega), T(relu_grad_at_zero)};
+    return a;
+}
+
+// Stage arrays: (rows,) for a scalar x, (rows, N) for a batch.
+template <class T> py::array_t<T> stage_array(size_t rows, const ToyArgs<T>& a) {
+    if (a.batched) return empty<T>({py::ssize_t(rows), py::ssize_t(a.N)});
+    return empty<T>({py::ssize_t(rows)});
+}
+
+template <class T>
+py::tuple toy_forward(const py::handle& x, const py::handle& beta, const py::handle& omega,
+                      const py::sequence& activations) {
+    auto a = toy_args<T>(x, beta, omega, activations, 1.0);
+    const size_t L = a.chain.L;
+    auto f = stage_array<T>(L + 1, a);
+    auto h = stage_array<T>(L, a);
+    {
+        py::gil_scoped_release release;
+        backprop_core::toy_forward(a.chain, data<T>(a.x), a.N, data(f), data(h));
+    }
+    return py::make_tuple(f, h);
+}
+
+template <class T>
+py::tuple toy_backward(const py::handle& x, const py::handle& y, const py::handle& beta,
+                       const py::handle& omega, const py::sequence& activations,
+                       double relu_grad_at_zero) {
+    auto a = toy_args<T>(x, beta, omega, activations, relu_grad_at_zero);
+    auto ya = as_input<T>(y, "y");
+    size_t y_stride = 1;
+    if (ya.ndim() == 0)
+        y_stride = 0;
+    else if (!a.batched || ya.ndim() != 1 || size_t(ya.shape(0)) != a.N)
+        value_error("y: expected a scalar or the shape of x " + shape_str(a.x) + ", got shape " +
+                    shape_str(ya));
+    const size_t L = a.chain.L;
+    auto f = stage_array<T>(L + 1, a), dl_df = stage_array<T>(L + 1, a);
+    auto h = stage_array<T>(L, a), dl_dh = stage_array<T>(L, a);
+    auto dl_dbeta = empty<T>({py::ssize_t(L + 1)}), dl_domega = empty<T>({py::ssize_t(L + 1)});
+    T loss;
+    {
+        py::gil_scoped_release release;
+        backprop_core::toy_forward(a.chain, data<T>(a.x), a.N, data(f), data(h));
+        loss = backprop_core::toy_backward(a.chain, data<T>(a.x), data<T>(ya), y_stride, a.N,
+                                           data(f), data(h), data(dl_df), data(dl_dh),
+                                           data(dl_dbeta), data(dl_domega));
+    }
+    return py::make_tuple(py::array_t<T>(std::vector<py::ssize_t>{}, &loss), f, h, dl_df, dl_dh,
+                          dl_dbeta, dl_domega);
+}
+
+// ----------------------------------------------------------------------------- the MLP
+
+template <class T> struct Net {
+    std::vector<py::array> weights, biases;  // keep the arrays alive
+    std::vector<const T*> w, b;
+    std::vector<size_t> dims;  // D_0 .. D_{K+1}
+    std::vector<bool> bias_is_column;
+    size_t K = 0;
+    backprop_core::MLPView<T> view(double relu_grad_at_zero) const {
+        return {K, dims.data(), w.data(), b.data(), T(relu_grad_at_zero)};
+    }
+};
+
+// Checks the layer shapes against each other; D_0 is the width of all_weights[0].
+template <class T>
+Net<T> net_args(const py::sequence& all_weights, const py::sequence& all_biases) {
+    Net<T> net;
+    if (all_weights.size() == 0) value_error("all_weights: expected at least one layer, got none");
+    if (all_biases.size() != all_weights.size())
+        value_error("all_biases: expected one bias per layer (" +
+                    std::to_string(all_weights.size()) + "), got " +
+                    std::to_string(all_biases.size()));
+    net.K = all_weights.size() - 1;
+    for (size_t k = 0; k <= net.K; ++k) {
+        const std::string wk = "all_weights[" + std::to_string(k) + "]";
+        const std::string bk = "all_biases[" + std::to_string(k) + "]";
+        auto W = as_input<T>(all_weights[k], wk);
+        auto b = as_input<T>(all_biases[k], bk);
+        if (W.ndim() != 2)
+            value_error(wk + ": expected a 2-D array (D_out, D_in), got shape " + shape_str(W));
+        const size_t rows = size_t(W.shape(0)), cols = size_t(W.shape(1));
+        if (k == 0) net.dims.push_back(cols);
+        if (cols != net.dims.back())
+            value_error(wk + ": expected shape (D_out, " + std::to_string(net.dims.back()) +
+                        ") to take the " + std::to_string(net.dims.back()) +
+                        " outputs of layer " + std::to_string(k - 1) + ", got shape " +
+                        shape_str(W));
+        const bool column = b.ndim() == 2 && size_t(b.shape(0)) == rows && b.shape(1) == 1;
+        const bool flat = b.ndim() == 1 && size_t(b.shape(0)) == rows;
+        if (!column && !flat)
+            value_error(bk + ": expected shape " + shape_str({rows, 1}) + " (or " +
+                        shape_str({rows}) + ") to match " + wk + " of shape " + shape_str(W) +
+                        ", got shape " + shape_str(b));
+        net.dims.push_back(rows);
+        net.w.push_back(data<T>(W));
+        net.b.push_back(data<T>(b));
+        net.bias_is_column.push_back(column);
+        net.weights.push_back(std::move(W));
+        net.biases.push_back(std::move(b));
+    }
+    return net;
+}
+
+template <class T> size_t batch_of(const py::array& x, const Net<T>& net, const std::string& name) {
+    if (x.ndim() != 2 || size_t(x.shape(0)) != net.dims[0])
+        value_error(name + ": expected shape (" + std::to_string(net.dims[0]) +
+                    ", N) to match all_weights[0] of shape " + shape_str(net.weights[0]) +
+                    ", got shape " + shape_str(x));
+    return size_t(x.shape(1));
+}
+
+// y broadcast against the output (D_o, N): returns element strides, 0 along broadcast axes.
+std::vector<size_t> y_strides(const py::array& y, size_t D_o, size_t N) {
+    const std::string expected = "a scalar or an array broadcastable to " + shape_str({D_o, N});
+    if (y.ndim() > 2) value_error("y: expected " + expected + ", got shape " + shape_str(y));
+    size_t shape[2] = {1, 1};
+    for (py::ssize_t i = 0; i < y.ndim(); ++i) shape[2 - y.ndim() + i] = size_t(y.shape(i));
+    if ((shape[0] != 1 && shape[0] != D_o) || (shape[1] != 1 && shape[1] != N))
+        value_error("y: expected " + expected + ", got shape " + shape_str(y));
+    return {shape[0] == 1 ? 0 : shape[1], shape[1] == 1 ? 0 : 1};
+}
+
+template <class T> struct Grads {
+    py::list dW, db;
+    std::vector<T*> w, b;
+};
+
+template <class T> Grads<T> allocate_grads(const Net<T>& net) {
+    Grads<T> g;
+    for (size_t k = 0; k <= net.K; ++k) {
+        auto dW = empty<T>({py::ssize_t(net.dims[k + 1]), py::ssize_t(net.dims[k])});
+        auto db = net.bias_is_column[k] ? empty<T>({py::ssize_t(net.dims[k + 1]), 1})
+                                        : empty<T>({py::ssize_t(net.dims[k + 1])});
+        g.w.push_back(data(dW));
+        g.b.push_back(data(db));
+        g.dW.append(dW);
+        g.db.append(db);
+    }
+    return g;
+}
+
+template <class T>
+py::tuple forward(const py::handle& net_input, const py::sequence& all_weights,
+                  const py::sequence& all_biases) {
+    auto net = net_args<T>(all_weights, all_biases);
+    auto x = as_input<T>(net_input, "net_input");
+    const size_t N = batch_of(x, net, "net_input");
+    py::list all_f, all_h;
+    std::vector<T*> f, h;
+    all_h.append(x.attr("copy")());  // the notebook's all_h[0] is the input; ours is a copy
+    h.push_back(nullptr);
+    for (size_t k = 0; k <= net.K; ++k) {
+        auto fk = empty<T>({py::ssize_t(net.dims[k + 1]), py::ssize_t(N)});
+        f.push_back(data(fk));
+        all_f.append(fk);
+        if (k == net.K) break;
+        auto hk = empty<T>({py::ssize_t(net.dims[k + 1]), py::ssize_t(N)});
+        h.push_back(data(hk));
+        all_h.append(hk);
+    }
+    {
+        py::gil_scoped_release release;
+        backprop_core::mlp_forward(net.view(1.0), data<T>(x), N, f.data(), h.data());
+    }
+    return py::make_tuple(all_f[net.K], all_f, all_h);
+}
+
+double checked_relu_grad(double c) {
+    if (!(c >= 0.0 && c <= 1.0))
+        value_error("relu_grad_at_zero: expected a value in [0, 1], got " + std::to_string(c));
+    return c;
+}
+
+template <class T>
+py::tuple backward(const py::sequence& all_weights, const py::sequence& all_biases,
+                   const py::sequence& all_f, const py::sequence& all_h, const py::handle& y,
+                   double relu_grad_at_zero) {
+    auto net = net_args<T>(all_weights, all_biases);
+    const size_t layers = net.K + 1;
+    if (all_f.size() != layers)
+        value_error("all_f: expected " + std::to_string(layers) + " arrays (one per layer), got " +
+                    std::to_string(all_f.size()));
+    if (all_h.size() != layers)
+        value_error("all_h: expected " + std::to_string(layers) +
+                    " arrays (the input and one per hidden layer), got " +
+                    std::to_string(all_h.size()));
+    std::vector<py::array> keep;
+    std::vector<const T*> f, h;
+    auto h0 = as_input<T>(all_h[0], "all_h[0]");
+    const size_t N = batch_of(h0, net, "all_h[0]");
+    for (size_t k = 0; k < layers; ++k) {
+        const std::string hk = "all_h[" + std::to_string(k) + "]";
+        const std::string fk = "all_f[" + std::to_string(k) + "]";
+        auto ha = as_input<T>(all_h[k], hk);
+        auto fa = as_input<T>(all_f[k], fk);
+        if (ha.ndim() != 2 || size_t(ha.shape(0)) != net.dims[k] || size_t(ha.shape(1)) != N)
+            value_error(hk + ": expected shape " + shape_str({net.dims[k], N}) + " for layer " +
+                        std::to_string(k) + ", got shape " + shape_str(ha));
+        if (fa.ndim() != 2 || size_t(fa.shape(0)) != net.dims[k + 1] || size_t(fa.shape(1)) != N)
+            value_error(fk + ": expected shape " + shape_str({net.dims[k + 1], N}) +
+                        " for layer " + std::to_string(k) + ", got shape " + shape_str(fa));
+        h.push_back(data<T>(ha));
+        f.push_back(data<T>(fa));
+        keep.push_back(std::move(ha));
+        keep.push_back(std::move(fa));
+    }
+    auto ya = as_input<T>(y, "y");
+    const auto ys = y_strides(ya, net.dims[layers], N);
+    const auto view = net.view(checked_relu_grad(relu_grad_at_zero));
+    auto g = allocate_grads(net);
+    std::vector<T> work(backprop_core::mlp_workspace_size(net.K, net.dims.data(), N));
+    {
+        py::gil_scoped_release release;
+        backprop_core::mlp_backward(view, f.data(), h.data(), data<T>(ya), ys.data(), N,
+                                    g.w.data(), g.b.data(), work.data());
+    }
+    return py::make_tuple(g.dW, g.db);
+}
+
+template <class T>
+py::tuple gradients(const py::handle& net_input, const py::handle& y,
+                    const py::sequence& all_weights, const py::sequence& all_biases,
+                    double relu_grad_at_zero) {
+    auto net = net_args<T>(all_weights, all_biases);
+    auto x = as_input<T>(net_input, "net_input");
+    const size_t N = batch_of(x, net, "net_input");
+    auto ya = as_input<T>(y, "y");
+    const auto ys = y_strides(ya, net.dims[net.K + 1], N);
+    const auto view = net.view(checked_relu_grad(relu_grad_at_zero));
+    auto g = allocate_grads(net);
+    // Intermediates stay in C++: f_k and h_{k+1} for every layer, plus the backward scratch.
+    std::vector<size_t> offsets{0};
+    for (size_t k = 0; k <= net.K; ++k) offsets.push_back(offsets.back() + net.dims[k + 1] * N);
+    std::vector<T> store(2 * offsets.back() +
+                         backprop_core::mlp_workspace_size(net.K, net.dims.data(), N));
+    std::vector<T*> f, h{nullptr};
+    for (size_t k = 0; k <= net.K; ++k) {
+        f.push_back(store.data() + offsets[k]);
+        h.push_back(store.data() + offsets.back() + offsets[k]);
+    }
+    T loss;
+    {
+        py::gil_scoped_release release;
+        backprop_core::mlp_forward(view, data<T>(x), N, f.data(), h.data());
+        h[0] = const_cast<T*>(data<T>(x));  // read only: the backward pass never writes h
+        loss = backprop_core::mlp_backward(view, f.data(), h.data(), data<T>(ya), ys.data(), N,
+                                           g.w.data(), g.b.data(), store.data() + 2 * offsets.back());
+    }
+    return py::make_tuple(py::array_t<T>(std::vector<py::ssize_t>{}, &loss), g.dW, g.db);
+}
+
+// ----------------------------------------------------------------------------- dispatch
+
+// The call's dtype is that of its first array; every other array must match it exactly.
+bool is_float32(const py::handle& first) {
+    if (py::isinstance<py::array>(first)) {
+        auto dt = py::reinterpret_borrow<py::array>(first).dtype();
+        if (dt.is(py::dtype::of<float>())) return true;
+    }
+    return false;
+}
+
+py::handle first_of(const py::sequence& s, const char* name) {
+    if (s.size() == 0) value_error(std::string(name) + ": expected at least one layer, got none");
+    return s[0];
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "Native core of backprop_core (private: use the backprop_core package).";
+    m.def(
+        "toy_forward",
+        [](const py::handle& x, const py::handle& beta, const py::handle& omega,
+           const py::sequence& activations) {
+            return is_float32(x) ? toy_forward<float>(x, beta, omega, activations)
+                                 : toy_forward<double>(x, beta, omega, activations);
+        },
+        "x"_a, "beta"_a, "omega"_a, "activations"_a,
+        "Forward pass of the toy chain: returns (f, h).");
+    m.def(
+        "toy_backward",
+        [](const py::handle& x, const py::handle& y, const py::handle& beta,
+           const py::handle& omega, const py::sequence& activations, double relu_grad_at_zero) {
+            return is_float32(x)
+                       ? toy_backward<float>(x, y, beta, omega, activations, relu_grad_at_zero)
+                       : toy_backward<double>(x, y, beta, omega, activations, relu_grad_at_zero);
+        },
+        "x"_a, "y"_a, "beta"_a, "omega"_a, "activations"_a, "relu_grad_at_zero"_a,
+        "Forward and backward pass of the toy chain: returns "
+        "(loss, f, h, dl_df, dl_dh, dl_dbeta, dl_domega).");
+    m.def(
+        "forward",
+        [](const py::handle& net_input, const py::sequence& all_weights,
+           const py::sequence& all_biases) {
+            return is_float32(first_of(all_weights, "all_weights"))
+                       ? forward<float>(net_input, all_weights, all_biases)
+                       : forward<double>(net_input, all_weights, all_biases);
+        },
+        "net_input"_a, "all_weights"_a, "all_biases"_a,
+        "Forward pass of the ReLU MLP: returns (net_output, all_f, all_h).");
+    m.def(
+        "backward",
+        [](const py::sequence& all_weights, const py::sequence& all_biases,
+           const py::sequence& all_f, const py::sequence& all_h, const py::handle& y,
+           double relu_grad_at_zero) {
+            return is_float32(first_of(all_weights, "all_weights"))
+                       ? backward<float>(all_weights, all_biases, all_f, all_h, y,
+                                         relu_grad_at_zero)
+                       : backward<double>(all_weights, all_biases, all_f, all_h, y,
+                                          relu_grad_at_zero);
+        },
+        "all_weights"_a, "all_biases"_a, "all_f"_a, "all_h"_a, "y"_a, "relu_grad_at_zero"_a,
+        "Backward pass of the ReLU MLP: returns (all_dl_dweights, all_dl_dbiases).");
+    m.def(
+        "gradients",
+        [](const py::handle& net_input, const py::handle& y, const py::sequence& all_weights,
+           const py::sequence& all_biases, double relu_grad_at_zero) {
+            return is_float32(first_of(all_weights, "all_weights"))
+                       ? gradients<float>(net_input, y, all_weights, all_biases,
+                                          relu_grad_at_zero)
+                       : gradients<double>(net_input, y, all_weights, all_biases,
+                                           relu_grad_at_zero);
+        },
+        "net_input"_a, "y"_a, "all_weights"_a, "all_biases"_a, "relu_grad_at_zero"_a,
+        "Loss and gradients of the ReLU MLP in one pass: returns "
+        "(loss, all_dl_dweights, all_dl_dbiases).");
+}

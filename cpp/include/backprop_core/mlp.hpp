@@ -1,0 +1,107 @@
+// The ReLU multilayer perceptron of notebook 7.2, on a batch of N column samples:
+//   f_k = W_k h_k + b_k (k = 0..K),  h_{k+1} = ReLU(f_k) (k < K),  loss = sum 0.5 (f_K - y)^2.
+// Layer k maps D_k inputs to D_{k+1} outputs; every matrix is row-major, samples along rows,
+// so h_k is (D_k, N), f_k is (D_{k+1}, N), W_k is (D_{k+1}, D_k) and b_k has D_{k+1} entries.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+#include "activations.hpp"
+
+namespace backprop_core {
+
+template <class T> struct MLPView {
+    std::size_t K;                // hidden layers; there are K + 1 affine layers
+    const std::size_t* dims;      // K + 2 entries: D_0 .. D_{K+1}
+    const T* const* weights;      // K + 1 pointers
+    const T* const* biases;       // K + 1 pointers
+    T relu_grad_at_zero = T(1);
+};
+
+// out (M, N) = W (M, D) in (D, N) + b (M)
+template <class T>
+void affine(const T* W, const T* b, const T* in, std::size_t M, std::size_t D, std::size_t N,
+            T* out) {
+    for (std::size_t i = 0; i < M; ++i) {
+        T* row = out + i * N;
+        std::fill(row, row + N, b[i]);
+        for (std::size_t d = 0; d < D; ++d) {
+            const T w = W[i * D + d];
+            const T* src = in + d * N;
+            for (std::size_t n = 0; n < N; ++n) row[n] += w * src[n];
+        }
+    }
+}
+
+// Forward pass: f[k] (D_{k+1}, N) for k = 0..K and h[k] (D_k, N) for k = 1..K; h[0] is x.
+template <class T>
+void mlp_forward(const MLPView<T>& net, const T* x, std::size_t N, T* const* f, T* const* h) {
+    const T* in = x;
+    for (std::size_t k = 0; k <= net.K; ++k) {
+        const std::size_t M = net.dims[k + 1], D = net.dims[k];
+        affine(net.weights[k], net.biases[k], in, M, D, N, f[k]);
+        if (k == net.K) break;
+        for (std::size_t j = 0; j < M * N; ++j) h[k + 1][j] = relu(f[k][j]);
+        in = h[k + 1];
+    }
+}
+
+// Scratch the backward pass needs: two buffers of the widest layer.
+inline std::size_t mlp_workspace_size(std::size_t K, const std::size_t* dims, std::size_t N) {
+    return 2 * N * *std::max_element(dims, dims + K + 2);
+}
+
+// Backward pass from a forward pass's f and h (h[0] is the input); the target of output i, sample n
+// is y[i * y_strides[0] + n * y_strides[1]] (strides of 0 broadcast). Fills dW[k] (D_{k+1}, D_k) and db[k] (D_{k+1}), returns the loss.
+template <class T>
+T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, const T* y,
+               const std::size_t* y_strides, std::size_t N, T* const* dW, T* const* db, T* workspace) {
+    const std::size_t K = net.K;
+    const std::size_t* dims = net.dims;
+    T* g = workspace;  // dl/df_k, (D_{k+1}, N)
+    T* g_prev = workspace + N * *std::max_element(dims, dims + K + 2);
+    double loss = 0;
+    for (std::size_t i = 0; i < dims[K + 1]; ++i)
+        for (std::size_t n = 0; n < N; ++n) {
+            const T diff = f[K][i * N + n] - y[i * y_strides[0] + n * y_strides[1]];
+            loss += 0.5 * double(diff) * diff;
+            g[i * N + n] = diff;  // d 0.5 (f - y)^2 / df
+        }
+    for (std::size_t k = K + 1; k-- > 0;) {
+        const std::size_t M = dims[k + 1], D = dims[k];
+        const T* in = h[k];
+        for (std::size_t i = 0; i < M; ++i) {
+            const T* g_i = g + i * N;
+            double bias = 0;
+            for (std::size_t n = 0; n < N; ++n) bias += g_i[n];  // df/db = 1
+            db[k][i] = T(bias);
+            for (std::size_t d = 0; d < D; ++d) {  // dl/dW = dl/df h^T
+                const T* in_d = in + d * N;
+                double acc = 0;
+                for (std::size_t n = 0; n < N; ++n) acc += double(g_i[n]) * in_d[n];
+                dW[k][i * D + d] = T(acc);
+            }
+        }
+        if (k == 0) break;
+        // dl/dh_k = W_k^T dl/df_k, then dl/df_{k-1} = ReLU'(f_{k-1}) * dl/dh_k
+        std::fill(g_prev, g_prev + D * N, T(0));
+        const T* W = net.weights[k];
+        for (std::size_t i = 0; i < M; ++i) {
+            const T* g_i = g + i * N;
+            for (std::size_t d = 0; d < D; ++d) {
+                const T w = W[i * D + d];
+                T* dst = g_prev + d * N;
+                for (std::size_t n = 0; n < N; ++n) dst[n] += w * g_i[n];
+            }
+        }
+        const T* f_prev = f[k - 1];
+        for (std::size_t j = 0; j < D * N; ++j)
+            g_prev[j] *= relu_grad(f_prev[j], net.relu_grad_at_zero);
+        std::swap(g, g_prev);
+    }
+    return T(loss);
+}
+
+}  // namespace backprop_core

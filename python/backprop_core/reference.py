@@ -1,0 +1,220 @@
+"""The test oracle: plain numpy, written step by step like notebooks 7.1 and 7.2.
+
+Same names, signatures and results as the native functions in :mod:`backprop_core`, so a test
+can run either. Written for reading, not speed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ._dtype import as_array, as_arrays, common_dtype, named_items
+from ._results import ToyBackward, ToyForward
+
+NOTEBOOK_CHAIN = ("sin", "exp", "cos")
+
+
+# ----------------------------------------------------------------------------- activations
+
+
+def relu(f: np.ndarray) -> np.ndarray:
+    return f.clip(0.0)  # notebook 7.2's ReLU
+
+
+def indicator_function(f: np.ndarray, relu_grad_at_zero: float = 1.0) -> np.ndarray:
+    """The ReLU derivative: notebook 7.2's indicator (1 where f >= 0) when ``relu_grad_at_zero`` is
+    1, PyTorch's convention (0 at 0) when it is 0. NaN stays NaN."""
+    d = np.array(f)
+    d[f > 0] = 1
+    d[f < 0] = 0
+    d[f == 0] = relu_grad_at_zero
+    return d
+
+
+# name: (h = a(f), dh/df given f and h)
+ACTIVATIONS = {
+    "identity": (lambda f: f, lambda f, h, c: np.ones_like(f)),
+    "sin": (np.sin, lambda f, h, c: np.cos(f)),
+    "cos": (np.cos, lambda f, h, c: -np.sin(f)),
+    "exp": (np.exp, lambda f, h, c: h),
+    "tanh": (np.tanh, lambda f, h, c: 1 - h * h),
+    "sigmoid": (lambda f: 1 / (1 + np.exp(-f)), lambda f, h, c: h * (1 - h)),
+    "relu": (relu, lambda f, h, c: indicator_function(f, c)),
+}
+
+
+# ----------------------------------------------------------------------------- notebook 7.1
+
+
+def _stack(rows: list[np.ndarray], like: np.ndarray) -> np.ndarray:
+    if not rows:
+        return np.empty((0, *like.shape), dtype=like.dtype)
+    return np.stack(rows)
+
+
+def _toy_inputs(x: Any, beta: Any, omega: Any, y: Any = None) -> list[np.ndarray]:
+    named = [("x", x), ("beta", beta), ("omega", omega)]
+    if y is not None:
+        named.append(("y", y))
+    dtype = common_dtype(named)
+    return [as_array(v, dtype) for _, v in named]
+
+
+def toy_forward(
+    x: Any, beta: Any, omega: Any, activations: Sequence[str] = NOTEBOOK_CHAIN
+) -> ToyForward:
+    """Forward pass of the toy chain; see :func:`backprop_core.toy_forward`."""
+    x, beta, omega = _toy_inputs(x, beta, omega)
+    L = len(activations)
+    f = [None] * (L + 1)
+    h = [None] * L  # h[k - 1] holds h_k
+    f[0] = beta[0] + omega[0] * x
+    for k in range(1, L + 1):
+        a, _ = ACTIVATIONS[activations[k - 1]]
+        h[k - 1] = a(f[k - 1])
+        f[k] = beta[k] + omega[k] * h[k - 1]
+    return ToyForward(_stack(f, f[0]), _stack(h, f[0]))
+
+
+def toy_backward(
+    x: Any,
+    y: Any,
+    beta: Any,
+    omega: Any,
+    activations: Sequence[str] = NOTEBOOK_CHAIN,
+    relu_grad_at_zero: float = 1.0,
+) -> ToyBackward:
+    """Forward and backward pass of the toy chain; see :func:`backprop_core.toy_backward`."""
+    x, beta, omega, y = _toy_inputs(x, beta, omega, y)
+    f, h = toy_forward(x, beta, omega, activations)
+    L = len(activations)
+    loss = np.sum((f[L] - y) ** 2)
+
+    dl_df = [None] * (L + 1)
+    dl_dh = [None] * L
+    dl_df[L] = 2 * (f[L] - y)
+    for k in range(L, 0, -1):
+        _, da = ACTIVATIONS[activations[k - 1]]
+        dl_dh[k - 1] = omega[k] * dl_df[k]  # df_k/dh_k = omega_k
+        dl_df[k - 1] = da(f[k - 1], h[k - 1], relu_grad_at_zero) * dl_dh[k - 1]  # dh_k/df_{k-1}
+
+    inputs = [x, *h]  # what omega_k multiplies
+    dl_dbeta = np.array([np.sum(dl_df[k]) for k in range(L + 1)], dtype=f.dtype)
+    dl_domega = np.array([np.sum(dl_df[k] * inputs[k]) for k in range(L + 1)], dtype=f.dtype)
+    return ToyBackward(
+        loss, f, h, _stack(dl_df, f[0]), _stack(dl_dh, f[0]), dl_dbeta, dl_domega
+    )
+
+
+# ----------------------------------------------------------------------------- notebook 7.2
+
+
+def _mlp_dtype(*named: list[tuple[str, Any]]) -> np.dtype:
+    return common_dtype([item for group in named for item in group])
+
+
+def _column(b: np.ndarray) -> np.ndarray:
+    return b.reshape(-1, 1)  # biases may be given as (D, 1), as the notebook does, or as (D,)
+
+
+def _forward(net_input, all_weights, all_biases):
+    # Retrieve number of layers
+    K = len(all_weights) - 1
+    all_f = [None] * (K + 1)
+    all_h = [None] * (K + 1)
+    # all_h[0] is the input, and all_f[K] will be the output
+    all_h[0] = net_input
+    for layer in range(K):
+        all_f[layer] = all_weights[layer] @ all_h[layer] + _column(all_biases[layer])
+        all_h[layer + 1] = relu(all_f[layer])
+    all_f[K] = all_weights[K] @ all_h[K] + _column(all_biases[K])
+    net_output = all_f[K]
+    return net_output, all_f, all_h
+
+
+def forward(
+    net_input: Any, all_weights: Sequence[Any], all_biases: Sequence[Any]
+) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """Notebook 7.2's ``compute_network_output``; see :func:`backprop_core.forward`."""
+    dtype = _mlp_dtype(
+        [("net_input", net_input)],
+        named_items("all_weights", all_weights),
+        named_items("all_biases", all_biases),
+    )
+    return _forward(
+        as_array(net_input, dtype), as_arrays(all_weights, dtype), as_arrays(all_biases, dtype)
+    )
+
+
+def _backward(all_weights, all_biases, all_f, all_h, y, relu_grad_at_zero):
+    K = len(all_weights) - 1
+    all_dl_dweights = [None] * (K + 1)
+    all_dl_dbiases = [None] * (K + 1)
+    all_dl_df = [None] * (K + 1)
+    all_dl_dh = [None] * (K + 1)
+    # Derivative of the loss 0.5 (f - y)^2 with respect to the network output
+    all_dl_df[K] = all_f[K] - y
+    for layer in range(K, -1, -1):
+        # Biases: df/db = 1, summed over the samples (columns)
+        dl_db = np.sum(all_dl_df[layer], axis=1, keepdims=True)
+        all_dl_dbiases[layer] = dl_db.reshape(all_biases[layer].shape)
+        # Weights: dl/dW = dl/df h^T
+        all_dl_dweights[layer] = all_dl_df[layer] @ all_h[layer].T
+        if layer > 0:
+            # Activations: dl/dh = W^T dl/df
+            all_dl_dh[layer] = all_weights[layer].T @ all_dl_df[layer]
+            # Pre-activations: through the ReLU
+            ind = indicator_function(all_f[layer - 1], relu_grad_at_zero)
+            all_dl_df[layer - 1] = ind * all_dl_dh[layer]
+    return all_dl_dweights, all_dl_dbiases
+
+
+def backward(
+    all_weights: Sequence[Any],
+    all_biases: Sequence[Any],
+    all_f: Sequence[Any],
+    all_h: Sequence[Any],
+    y: Any,
+    relu_grad_at_zero: float = 1.0,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Notebook 7.2's ``backward_pass``; see :func:`backprop_core.backward`."""
+    dtype = _mlp_dtype(
+        named_items("all_weights", all_weights),
+        named_items("all_biases", all_biases),
+        named_items("all_f", all_f),
+        named_items("all_h", all_h),
+        [("y", y)],
+    )
+    return _backward(
+        as_arrays(all_weights, dtype),
+        as_arrays(all_biases, dtype),
+        as_arrays(all_f, dtype),
+        as_arrays(all_h, dtype),
+        as_array(y, dtype),
+        relu_grad_at_zero,
+    )
+
+
+def gradients(
+    net_input: Any,
+    y: Any,
+    all_weights: Sequence[Any],
+    all_biases: Sequence[Any],
+    relu_grad_at_zero: float = 1.0,
+) -> tuple[np.floating, list[np.ndarray], list[np.ndarray]]:
+    """Loss and gradients of the MLP; see :func:`backprop_core.gradients`."""
+    dtype = _mlp_dtype(
+        [("net_input", net_input), ("y", y)],
+        named_items("all_weights", all_weights),
+        named_items("all_biases", all_biases),
+    )
+    all_weights = as_arrays(all_weights, dtype)
+    all_biases = as_arrays(all_biases, dtype)
+    y = as_array(y, dtype)
+    net_output, all_f, all_h = _forward(as_array(net_input, dtype), all_weights, all_biases)
+    loss = np.sum(0.5 * (net_output - y) ** 2)
+    dW, db = _backward(all_weights, all_biases, all_f, all_h, y, relu_grad_at_zero)
+    return loss, dW, db
