@@ -9,6 +9,8 @@
 #include <pybind11/stl.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -37,6 +39,21 @@ std::string shape_str(std::initializer_list<size_t> dims) {
 
 [[noreturn]] void value_error(const std::string& msg) { throw py::value_error(msg); }
 [[noreturn]] void type_error(const std::string& msg) { throw py::type_error(msg); }
+
+// a * b, or MemoryError when the product of two sizes cannot be held (arrays of zero size can
+// have dimensions whose products overflow).
+size_t checked_mul(size_t a, size_t b) {
+    size_t r;
+    if (__builtin_mul_overflow(a, b, &r) || r > size_t(PTRDIFF_MAX) / sizeof(double))
+        throw std::bad_alloc();
+    return r;
+}
+size_t checked_add(size_t a, size_t b) {
+    size_t r;
+    if (__builtin_add_overflow(a, b, &r) || r > size_t(PTRDIFF_MAX) / sizeof(double))
+        throw std::bad_alloc();
+    return r;
+}
 
 // The array behind `obj`, checked to be a C-contiguous array of dtype T; never converted.
 template <class T> py::array as_input(const py::handle& obj, const std::string& name) {
@@ -246,6 +263,11 @@ template <class T> struct Grads {
     std::vector<T*> w, b;
 };
 
+template <class T> size_t workspace_size(const Net<T>& net, size_t N) {
+    for (size_t d : net.dims) checked_mul(2, checked_mul(d, N));
+    return backprop_core::mlp_workspace_size(net.K, net.dims.data(), N);
+}
+
 template <class T> Grads<T> allocate_grads(const Net<T>& net) {
     Grads<T> g;
     for (size_t k = 0; k <= net.K; ++k) {
@@ -329,7 +351,7 @@ py::tuple backward(const py::sequence& all_weights, const py::sequence& all_bias
     const auto ys = y_strides(ya, net.dims[layers], N);
     const auto view = net.view(checked_relu_grad(relu_grad_at_zero));
     auto g = allocate_grads(net);
-    std::vector<T> work(backprop_core::mlp_workspace_size(net.K, net.dims.data(), N));
+    std::vector<T> work(workspace_size(net, N));
     {
         py::gil_scoped_release release;
         backprop_core::mlp_backward(view, f.data(), h.data(), data<T>(ya), ys.data(), N,
@@ -351,9 +373,9 @@ py::tuple gradients(const py::handle& net_input, const py::handle& y,
     auto g = allocate_grads(net);
     // Intermediates stay in C++: f_k and h_{k+1} for every layer, plus the backward scratch.
     std::vector<size_t> offsets{0};
-    for (size_t k = 0; k <= net.K; ++k) offsets.push_back(offsets.back() + net.dims[k + 1] * N);
-    std::vector<T> store(2 * offsets.back() +
-                         backprop_core::mlp_workspace_size(net.K, net.dims.data(), N));
+    for (size_t k = 0; k <= net.K; ++k)
+        offsets.push_back(checked_add(offsets.back(), checked_mul(net.dims[k + 1], N)));
+    std::vector<T> store(checked_add(checked_mul(2, offsets.back()), workspace_size(net, N)));
     std::vector<T*> f, h{nullptr};
     for (size_t k = 0; k <= net.K; ++k) {
         f.push_back(store.data() + offsets[k]);

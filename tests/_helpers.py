@@ -25,12 +25,14 @@ def assert_close(
     expected = np.asarray(expected)
     assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != {expected.shape}"
     assert actual.dtype == expected.dtype, f"{name}: dtype {actual.dtype} != {expected.dtype}"
-    bound = rtol * (np.abs(expected) + (0 if scale is None else np.abs(scale)))
-    err = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: judged below
+        bound = rtol * (np.abs(expected) + (0 if scale is None else np.abs(scale)))
+        err = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
     same_nonfinite = ~np.isfinite(expected) & (
         (actual == expected) | (np.isnan(actual) & np.isnan(expected))
     )
     bad = ~((err <= bound) | same_nonfinite)
+    err = np.where(np.isnan(err), np.inf, err)
     assert not bad.any(), (
         f"{name}: {bad.sum()} of {bad.size} values differ; worst at {np.argmax(err * bad)}: "
         f"{actual.ravel()[np.argmax(err * bad)]!r} vs {expected.ravel()[np.argmax(err * bad)]!r}"
