@@ -20,6 +20,8 @@ def assert_close(
     of the terms that were added to make the value (a sum over samples or a matrix product), the
     quantity rounding error is proportional to, so cancellation in a sum does not fail a correct
     implementation that adds in another order. Without ``scale`` the test is plainly relative.
+    Below the smallest normal number (``finfo.tiny``) rounding is absolute, not relative, so
+    differences under ``tiny`` always pass.
     """
     actual = np.asarray(actual)
     expected = np.asarray(expected)
@@ -27,6 +29,7 @@ def assert_close(
     assert actual.dtype == expected.dtype, f"{name}: dtype {actual.dtype} != {expected.dtype}"
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: judged below
         bound = rtol * (np.abs(expected) + (0 if scale is None else np.abs(scale)))
+        bound = bound + np.finfo(expected.dtype).tiny if expected.dtype.kind == "f" else bound
         err = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
     same_nonfinite = ~np.isfinite(expected) & (
         (actual == expected) | (np.isnan(actual) & np.isnan(expected))
