@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Build the extension with AddressSanitizer and UndefinedBehaviorSanitizer and run the test suite
+# against it. Python itself is not instrumented, so the ASan runtime is preloaded and leak
+# detection (which would report the interpreter's own allocations) is off; any other ASan or UBSan
+# finding aborts the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${SANITIZE_VENV:-build/sanitize-venv}
+python3 -m venv "$venv"
+. "$venv/bin/activate"
+python -m pip install -q --upgrade pip
+python -m pip install -q ".[test]" \
+    --config-settings=cmake.define.BACKPROP_CORE_SANITIZE=ON \
+    --config-settings=build-dir=build/sanitize
+# libstdc++ is preloaded too, so that ASan can intercept C++ throws (pybind11 errors).
+asan="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libstdc++.so)"
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# A hypothesis profile that keeps the instrumented run short. The resident-memory leak tests are
+# left to the plain run: ASan's quarantine keeps freed memory resident on purpose.
+LD_PRELOAD="$asan" HYPOTHESIS_PROFILE=dev \
+    python -m pytest -q -p no:cacheprovider -k "not resident_memory" "$@"
