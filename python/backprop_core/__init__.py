@@ -10,14 +10,17 @@ from __future__ import annotations
 from . import reference
 from ._api import backward, forward, gradients, toy_backward, toy_forward
 from ._results import ToyBackward, ToyForward
+from .gradcheck import GradcheckReport, gradcheck
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "GradcheckReport",
     "ToyBackward",
     "ToyForward",
     "backward",
     "forward",
+    "gradcheck",
     "gradients",
     "reference",
     "toy_backward",
