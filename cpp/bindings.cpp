@@ -412,6 +412,7 @@ py::handle first_of(const py::sequence& s, const char* name) {
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "Native core of backprop_core (private: use the backprop_core package).";
+    m.attr("blas") = backprop_core::blas_available();
     m.def(
         "toy_forward",
         [](const py::handle& x, const py::handle& beta, const py::handle& omega,

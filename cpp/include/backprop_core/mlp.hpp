@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "activations.hpp"
+#include "gemm.hpp"
 
 namespace backprop_core {
 
@@ -19,21 +20,6 @@ template <class T> struct MLPView {
     const T* const* biases;       // K + 1 pointers
     T relu_grad_at_zero = T(1);
 };
-
-// out (M, N) = W (M, D) in (D, N) + b (M)
-template <class T>
-void affine(const T* W, const T* b, const T* in, std::size_t M, std::size_t D, std::size_t N,
-            T* out) {
-    for (std::size_t i = 0; i < M; ++i) {
-        T* row = out + i * N;
-        std::fill(row, row + N, b[i]);
-        for (std::size_t d = 0; d < D; ++d) {
-            const T w = W[i * D + d];
-            const T* src = in + d * N;
-            for (std::size_t n = 0; n < N; ++n) row[n] += w * src[n];
-        }
-    }
-}
 
 // Forward pass: f[k] (D_{k+1}, N) for k = 0..K and h[k] (D_k, N) for k = 1..K; h[0] is x.
 template <class T>
@@ -71,31 +57,10 @@ T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, cons
         }
     for (std::size_t k = K + 1; k-- > 0;) {
         const std::size_t M = dims[k + 1], D = dims[k];
-        const T* in = h[k];
-        for (std::size_t i = 0; i < M; ++i) {
-            const T* g_i = g + i * N;
-            double bias = 0;
-            for (std::size_t n = 0; n < N; ++n) bias += g_i[n];  // df/db = 1
-            db[k][i] = T(bias);
-            for (std::size_t d = 0; d < D; ++d) {  // dl/dW = dl/df h^T
-                const T* in_d = in + d * N;
-                double acc = 0;
-                for (std::size_t n = 0; n < N; ++n) acc += double(g_i[n]) * in_d[n];
-                dW[k][i * D + d] = T(acc);
-            }
-        }
+        affine_param_grads(g, h[k], M, D, N, dW[k], db[k]);  // dl/dW = dl/df h^T, dl/db
         if (k == 0) break;
         // dl/dh_k = W_k^T dl/df_k, then dl/df_{k-1} = ReLU'(f_{k-1}) * dl/dh_k
-        std::fill(g_prev, g_prev + D * N, T(0));
-        const T* W = net.weights[k];
-        for (std::size_t i = 0; i < M; ++i) {
-            const T* g_i = g + i * N;
-            for (std::size_t d = 0; d < D; ++d) {
-                const T w = W[i * D + d];
-                T* dst = g_prev + d * N;
-                for (std::size_t n = 0; n < N; ++n) dst[n] += w * g_i[n];
-            }
-        }
+        affine_input_grad(net.weights[k], g, M, D, N, g_prev);
         const T* f_prev = f[k - 1];
         for (std::size_t j = 0; j < D * N; ++j)
             g_prev[j] *= relu_grad(f_prev[j], net.relu_grad_at_zero);
