@@ -1,8 +1,164 @@
+"""``python -m backprop_core``: the command line.
+
+::
+
+    python -m backprop_core                  the walkthrough: notebooks 7.1 and 7.2, checked
+    python -m backprop_core --json           the same walkthrough as JSON
+    python -m backprop_core plot --out DIR   pictures of both notebook examples, PNG and SVG
+    python -m backprop_core bench [ARGS...]  the benchmark, ARGS passed on untouched
+
+Exit codes: 0 success; 1 the walkthrough found a disagreement (or the pictures could not be
+written); 2 bad usage, or a part that is not installed (matplotlib for ``plot``, the benchmark
+for ``bench``). ``bench`` returns whatever the benchmark returns.
+"""
+
 from __future__ import annotations
 
+import argparse
+import importlib
 import sys
+from pathlib import Path
 
-from ._walkthrough import main
+PACKAGE = "backprop_core"
+EXIT_UNAVAILABLE = 2  # as argparse's usage errors: the command as given cannot run here
+
+DESCRIPTION = """\
+Backpropagation of notebooks 7.1 (the toy chain) and 7.2 (the ReLU MLP), computed by the native
+core and checked against a plain-numpy reference and finite differences.
+
+Without a command: the walkthrough, a table of every forward value and derivative of both
+notebooks (the notebook's printed value, native, reference, finite difference, verdict), ending
+with ALL AGREE or the number that disagree. Exit code 0 when all agree, 1 otherwise."""
+
+EPILOG = """\
+examples:
+  python -m backprop_core
+  python -m backprop_core --json | python -c "import json,sys; print(json.load(sys.stdin)['ok'])"
+  python -m backprop_core plot --out pictures
+  python -m backprop_core bench --help"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {PACKAGE}",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the walkthrough as JSON instead of a table: {ok, failures, tolerances, rows}, "
+        "each row with section, name, printed (the notebook's value or null), native, reference, "
+        "finite_difference (or null), verdict and ok; same exit code",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    plot = commands.add_parser(
+        "plot",
+        help="draw both notebook examples as PNG and SVG (needs backprop_core[plot])",
+        description="Write pictures of the notebook examples into DIR (created if missing), as "
+        "PNG and SVG, and print their paths: toy_graph (notebook 7.1's chain as a computational "
+        "graph, every node with its forward value and dl/d(node), every edge with its local "
+        "derivative) and mlp_gradients (notebook 7.2's network: heatmaps of dl/dW_k and dl/db_k "
+        "on one colour scale, and the gradient norm per layer). Needs matplotlib: "
+        'pip install "backprop_core[plot]"; without it, exit code 2.',
+    )
+    plot.add_argument("--out", required=True, metavar="DIR", type=Path,
+                      help="directory to write the pictures into")  # fmt: skip
+    # No options of its own (add_help=False): everything after "bench", --help included, belongs
+    # to the benchmark, which parses it.
+    commands.add_parser(
+        "bench",
+        add_help=False,
+        help="time the native core (a progress bar shows the way); every argument after 'bench' "
+        "is passed to the benchmark: 'bench --help' lists its options. Exit code 2 when the "
+        "benchmark is not installed",
+    )
+    return parser
+
+
+def _exit_code(e: SystemExit) -> int:
+    """What the process would have exited with, as sys.exit maps its argument."""
+    if e.code is None:
+        return 0
+    if isinstance(e.code, int):
+        return e.code
+    print(e.code, file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    try:
+        # parse_known_args, so that the benchmark's options reach the benchmark.
+        args, unknown = parser.parse_known_args(argv)
+        if args.json and args.command:
+            parser.error(f"--json applies to the walkthrough, not to {args.command}")
+        if unknown and args.command != "bench":
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    except SystemExit as e:  # --help, or a usage error argparse has already reported
+        return _exit_code(e)
+
+    if args.command == "plot":
+        return run_plot(args.out)
+    if args.command == "bench":
+        # Verbatim, not argparse's reading of it: "--" and option order reach the benchmark as
+        # typed. Only the flag --json may precede the command, so "bench" is the command itself.
+        return run_bench(argv[argv.index("bench") + 1 :])
+    from . import _walkthrough
+
+    return _walkthrough.run(as_json=args.json)
+
+
+def run_plot(out: Path) -> int:
+    """Write toy_graph and mlp_gradients for the notebook examples, PNG and SVG, into ``out``."""
+    from . import plot
+    from .examples import mlp_example, toy_example
+
+    try:
+        toy = toy_example()
+        mlp = mlp_example()
+        figures = {
+            "toy_graph": plot.toy_graph(toy.x, toy.y, toy.beta, toy.omega, toy.activations),
+            "mlp_gradients": plot.mlp_gradients(mlp.all_weights, mlp.all_biases, mlp.net_input, mlp.y),
+        }
+    except ImportError as e:  # matplotlib is missing; the message says how to install it
+        print(f"{PACKAGE} plot: {e}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, fig in figures.items():
+            for suffix in ("png", "svg"):
+                path = out / f"{name}.{suffix}"
+                # No date in the SVG: the same inputs give the same file.
+                metadata = {"Date": None} if suffix == "svg" else None
+                fig.savefig(path, dpi=150, metadata=metadata)
+                print(path)
+    except OSError as e:
+        print(f"{PACKAGE} plot: cannot write into {out}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_bench(argv: list[str]) -> int:
+    """Hand ``argv`` to ``backprop_core._bench.main``, imported only now: it may be absent."""
+    try:
+        bench = importlib.import_module(f"{PACKAGE}._bench")
+    except ImportError as e:
+        if e.name == f"{PACKAGE}._bench":
+            why = f"this installation of {PACKAGE} has no benchmark (module {PACKAGE}._bench)"
+        else:  # the benchmark exists but something it imports does not
+            why = f"the benchmark cannot be imported: {e}"
+        print(f"{PACKAGE} bench: not available: {why}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    try:
+        code = bench.main(argv)
+    except SystemExit as e:  # its --help or usage errors, through argparse
+        return _exit_code(e)
+    return 0 if code is None else int(code)
+
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -1,9 +1,12 @@
 """``python -m backprop_core``: notebooks 7.1 and 7.2, native against reference against finite
-differences, with a verdict. Exits non-zero when any disagree."""
+differences, with a verdict, as a table or as JSON. Exits non-zero when any disagree."""
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -38,14 +41,22 @@ def _agree(a: float, b: float, rtol: float) -> bool:
 
 
 class Table:
-    def __init__(self, columns: list[str]) -> None:
+    """One section of the walkthrough: its rows as printed, and the same rows as data for --json."""
+
+    def __init__(self, section: str, columns: list[str]) -> None:
+        self.section = section
         self.columns = columns
         self.rows: list[list[str]] = []
+        self.records: list[dict[str, Any]] = []
         self.failures = 0
 
-    def add(self, cells: list[object], ok: bool) -> None:
+    def add(self, cells: list[object], ok: bool, record: dict[str, Any]) -> None:
         self.failures += not ok
-        self.rows.append([_fmt(c) for c in cells] + ["ok" if ok else "DISAGREE"])
+        verdict = "ok" if ok else "DISAGREE"
+        self.rows.append([_fmt(c) for c in cells] + [verdict])
+        self.records.append(
+            {"section": self.section, **record, "verdict": verdict, "ok": bool(ok)}
+        )
 
     def render(self) -> str:
         cols = [*self.columns, "verdict"]
@@ -84,8 +95,8 @@ def toy_section() -> Table:
 
         return fn
 
-    t = Table(["notebook 7.1", "printed", "native", "reference", "finite diff"])
-    rows: list[tuple[str, float, float, float | None]] = []
+    t = Table("notebook 7.1", ["notebook 7.1", "printed", "native", "reference", "finite diff"])
+    rows: list[tuple[str, Any, Any, Any]] = []  # numpy scalars
     for k in range(L + 1):
         if k:
             rows.append((f"h{k}", n.h[k - 1], r.h[k - 1], None))
@@ -102,7 +113,11 @@ def toy_section() -> Table:
         printed = TOY_NOTEBOOK[name]
         ok = round(float(nv), 3) == printed and _agree(nv, rv, REF_RTOL)
         ok = ok and (fd is None or _agree(nv, fd, FD_RTOL))
-        t.add([name, f"{printed:.3f}", nv, rv, "" if fd is None else fd], ok)
+        t.add(
+            [name, f"{printed:.3f}", nv, rv, "" if fd is None else fd],
+            ok,
+            {"name": name, "printed": printed, "native": nv, "reference": rv, "finite_difference": fd},
+        )
     return t
 
 
@@ -113,11 +128,16 @@ def mlp_section() -> tuple[Table, Table]:
     r_out, _, _ = reference.forward(e.net_input, e.all_weights, e.all_biases)
     r_loss, r_dW, r_db = reference.gradients(e.net_input, e.y, e.all_weights, e.all_biases)
 
-    head = Table(["notebook 7.2", "printed", "native", "reference"])
+    head = Table("notebook 7.2", ["notebook 7.2", "printed", "native", "reference"])
     for name, nv, rv in [("output", out[0, 0], r_out[0, 0]), ("loss", loss, r_loss)]:
         printed = MLP_NOTEBOOK[name]
         ok = round(float(nv), 3) == printed and _agree(nv, rv, REF_RTOL)
-        head.add([name, f"{printed:.3f}", nv, rv], ok)
+        head.add(
+            [name, f"{printed:.3f}", nv, rv],
+            ok,
+            # The notebook prints no finite difference for these, and neither does the table.
+            {"name": name, "printed": printed, "native": nv, "reference": rv, "finite_difference": None},
+        )
 
     def fd_grads(params: list[np.ndarray], is_weight: bool) -> list[np.ndarray]:
         grads = []
@@ -131,35 +151,97 @@ def mlp_section() -> tuple[Table, Table]:
                     w, b = (changed, e.all_biases) if is_weight else (e.all_weights, changed)
                     return float(native.gradients(e.net_input, e.y, w, b)[0])
 
-                g[i] = central(fn, p[i])
+                g[i] = central(fn, float(p[i]))
             grads.append(g)
         return grads
 
     # Finite differences are only valid away from ReLU kinks: report the closest approach.
     margin = min(float(np.abs(f).min()) for f in all_f[:-1])
     fd_W, fd_b = fd_grads(e.all_weights, True), fd_grads(e.all_biases, False)
-    layers = Table(["layer", "param", "largest |derivative|", "max |native-reference|", "max |native-fd|"])
+    layers = Table("notebook 7.2 gradients", ["layer", "param", "largest |derivative|", "max |native-reference|", "max |native-fd|"])
     for k in range(len(dW)):
         for name, nv, rv, fv in [("weights", dW[k], r_dW[k], fd_W[k]), ("biases", db[k], r_db[k], fd_b[k])]:
             big = float(np.abs(nv).max())
             d_ref = float(np.abs(nv - rv).max())
             d_fd = float(np.abs(nv - fv).max())
             ok = d_ref <= REF_RTOL * max(big, 1.0) and d_fd <= FD_RTOL * max(big, 1.0)
-            layers.add([k, name, big, d_ref, d_fd], ok and margin > 10 * FD_STEP)
+            layers.add(
+                [k, name, big, d_ref, d_fd],
+                ok and margin > 10 * FD_STEP,
+                {
+                    "name": f"layer {k} {name}",
+                    "printed": None,  # the notebook prints no derivatives of the MLP
+                    "native": nv,
+                    "reference": rv,
+                    "finite_difference": fv,
+                    "layer": k,
+                    "param": name,
+                    "largest_abs_derivative": big,
+                    "max_abs_native_minus_reference": d_ref,
+                    "max_abs_native_minus_fd": d_fd,
+                    "relu_margin": margin,
+                },
+            )
     return head, layers
 
 
-def main(argv: list[str] | None = None) -> int:
+def _jsonable(v: Any) -> Any:
+    """numpy scalars and arrays as JSON numbers and nested lists; NaN and infinities, which JSON
+    cannot spell, as null (their rows say DISAGREE)."""
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v) if math.isfinite(v) else None
+    return v
+
+
+def report(tables: list[Table]) -> dict[str, Any]:
+    """The walkthrough as data: every row of every table, and the overall verdict."""
+    failures = sum(t.failures for t in tables)
+    data: dict[str, Any] = _jsonable(
+        {
+            "ok": not failures,
+            "failures": failures,
+            "tolerances": {
+                "native_vs_reference_rtol": REF_RTOL,
+                "finite_difference_rtol": FD_RTOL,
+                "finite_difference_step": FD_STEP,
+            },
+            "rows": [r for t in tables for r in t.records],
+        }
+    )
+    return data
+
+
+def run(as_json: bool = False) -> int:
+    """Print the walkthrough (a table, or JSON with ``as_json``); 0 if all agree, else 1."""
     toy = toy_section()
-    print("Notebook 7.1: the toy chain f = b3 + w3 cos(b2 + w2 exp(b1 + w1 sin(b0 + w0 x)))")
-    print(f"  x = 2.3, y = 2.0; native and reference agree to {REF_RTOL:g} relative,")
-    print(f"  finite differences (central, step {FD_STEP:g}) to {FD_RTOL:g}\n")
-    print(toy.render())
+    if not as_json:
+        print("Notebook 7.1: the toy chain f = b3 + w3 cos(b2 + w2 exp(b1 + w1 sin(b0 + w0 x)))")
+        print(f"  x = 2.3, y = 2.0; native and reference agree to {REF_RTOL:g} relative,")
+        print(f"  finite differences (central, step {FD_STEP:g}) to {FD_RTOL:g}\n")
+        print(toy.render())
     head, layers = mlp_section()
+    failures = toy.failures + head.failures + layers.failures
+    if as_json:
+        print(json.dumps(report([toy, head, layers]), indent=2, allow_nan=False))
+        return 1 if failures else 0
     print("\nNotebook 7.2: the ReLU MLP (K = 5, width 6, seed 44), input 1.2, y = 30\n")
     print(head.render())
     print()
     print(layers.render())
-    failures = toy.failures + head.failures + layers.failures
     print(f"\n{'ALL AGREE' if not failures else f'{failures} DISAGREE'}")
     return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line, kept here for callers of ``_walkthrough.main``; see ``__main__``."""
+    from .__main__ import main as cli
+
+    return cli(argv)

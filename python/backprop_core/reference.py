@@ -21,12 +21,36 @@ NOTEBOOK_CHAIN = ("sin", "exp", "cos")
 
 
 def relu(f: np.ndarray) -> np.ndarray:
-    return f.clip(0.0)  # notebook 7.2's ReLU
+    """Notebook 7.2's ReLU, ``f.clip(0.0)`` (NaN stays NaN).
+
+    Parameters
+    ----------
+    f : ndarray
+        Pre-activations.
+
+    Returns
+    -------
+    ndarray
+        ``max(f, 0)``, same shape and dtype.
+    """
+    return f.clip(0.0)
 
 
 def indicator_function(f: np.ndarray, relu_grad_at_zero: float = 1.0) -> np.ndarray:
-    """The ReLU derivative: notebook 7.2's indicator (1 where f >= 0) when ``relu_grad_at_zero`` is
-    1, PyTorch's convention (0 at 0) when it is 0. NaN stays NaN."""
+    """The ReLU derivative, notebook 7.2's ``indicator_function``.
+
+    Parameters
+    ----------
+    f : ndarray
+        Pre-activations.
+    relu_grad_at_zero : float, default 1.0
+        The value at exactly 0: 1 is the notebook's indicator (1 where f >= 0), 0 is PyTorch's.
+
+    Returns
+    -------
+    ndarray
+        1 where f > 0, 0 where f < 0, ``relu_grad_at_zero`` where f == 0; NaN stays NaN.
+    """
     d = np.array(f)
     d[f > 0] = 1
     d[f < 0] = 0
@@ -66,7 +90,22 @@ def _toy_inputs(x: Any, beta: Any, omega: Any, y: Any = None) -> list[np.ndarray
 def toy_forward(
     x: Any, beta: Any, omega: Any, activations: Sequence[str] = NOTEBOOK_CHAIN
 ) -> ToyForward:
-    """Forward pass of the toy chain; see :func:`backprop_core.toy_forward`."""
+    """Forward pass of the toy chain, step by step like notebook 7.1.
+
+    Parameters
+    ----------
+    x : float or array_like, shape () or (N,)
+        One sample or N samples.
+    beta, omega : array_like, shape (L + 1,)
+        Offsets and slopes.
+    activations : sequence of str, length L
+        Activation names; see :func:`backprop_core.toy_forward`.
+
+    Returns
+    -------
+    ToyForward
+        ``f`` (L + 1 rows) and ``h`` (L rows), as :func:`backprop_core.toy_forward` returns.
+    """
     x, beta, omega = _toy_inputs(x, beta, omega)
     L = len(activations)
     f = [None] * (L + 1)
@@ -87,7 +126,27 @@ def toy_backward(
     activations: Sequence[str] = NOTEBOOK_CHAIN,
     relu_grad_at_zero: float = 1.0,
 ) -> ToyBackward:
-    """Forward and backward pass of the toy chain; see :func:`backprop_core.toy_backward`."""
+    """Forward and backward pass of the toy chain, step by step like notebook 7.1.
+
+    Parameters
+    ----------
+    x : float or array_like, shape () or (N,)
+        One sample or N samples.
+    y : float or array_like
+        Targets, a scalar or the shape of ``x``.
+    beta, omega : array_like, shape (L + 1,)
+        Offsets and slopes.
+    activations : sequence of str, length L
+        Activation names; see :func:`backprop_core.toy_forward`.
+    relu_grad_at_zero : float, default 1.0
+        The ReLU derivative at exactly 0 (1: the notebook's indicator, 0: PyTorch's).
+
+    Returns
+    -------
+    ToyBackward
+        ``loss`` (sum of ``(f_L - y)^2``), ``f``, ``h``, ``dl_df``, ``dl_dh``, ``dl_dbeta`` and
+        ``dl_domega``, as :func:`backprop_core.toy_backward` returns.
+    """
     x, beta, omega, y = _toy_inputs(x, beta, omega, y)
     f, h = toy_forward(x, beta, omega, activations)
     L = len(activations)
@@ -138,7 +197,22 @@ def _forward(net_input, all_weights, all_biases):
 def forward(
     net_input: Any, all_weights: Sequence[Any], all_biases: Sequence[Any]
 ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
-    """Notebook 7.2's ``compute_network_output``; see :func:`backprop_core.forward`."""
+    """Notebook 7.2's ``compute_network_output``.
+
+    Parameters
+    ----------
+    net_input : array_like, shape (D_0, N)
+        Samples as columns.
+    all_weights, all_biases : list of array_like
+        ``all_weights[k]`` of shape (D_{k+1}, D_k), ``all_biases[k]`` of shape (D_{k+1}, 1) or
+        (D_{k+1},).
+
+    Returns
+    -------
+    net_output, all_f, all_h
+        The output (``all_f[K]``), the pre-activations and the activations (``all_h[0]`` is the
+        input), as :func:`backprop_core.forward` returns.
+    """
     dtype = _mlp_dtype(
         [("net_input", net_input)],
         named_items("all_weights", all_weights),
@@ -180,7 +254,24 @@ def backward(
     y: Any,
     relu_grad_at_zero: float = 1.0,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Notebook 7.2's ``backward_pass``; see :func:`backprop_core.backward`."""
+    """Notebook 7.2's ``backward_pass``, for the loss ``sum 0.5 (f_K - y)^2``.
+
+    Parameters
+    ----------
+    all_weights, all_biases : list of array_like
+        As in :func:`forward`.
+    all_f, all_h : list of array_like
+        What :func:`forward` stored.
+    y : float or array_like
+        Targets, broadcastable to the output's shape.
+    relu_grad_at_zero : float, default 1.0
+        The ReLU derivative at exactly 0 (1: the notebook's indicator, 0: PyTorch's).
+
+    Returns
+    -------
+    all_dl_dweights, all_dl_dbiases : list of ndarray
+        Shaped like the parameters, summed over samples.
+    """
     dtype = _mlp_dtype(
         named_items("all_weights", all_weights),
         named_items("all_biases", all_biases),
@@ -205,7 +296,26 @@ def gradients(
     all_biases: Sequence[Any],
     relu_grad_at_zero: float = 1.0,
 ) -> tuple[np.floating, list[np.ndarray], list[np.ndarray]]:
-    """Loss and gradients of the MLP; see :func:`backprop_core.gradients`."""
+    """Loss and gradients of the MLP: :func:`forward`, the loss, then :func:`backward`.
+
+    Parameters
+    ----------
+    net_input : array_like, shape (D_0, N)
+        Samples as columns.
+    y : float or array_like
+        Targets, broadcastable to the output's shape.
+    all_weights, all_biases : list of array_like
+        As in :func:`forward`.
+    relu_grad_at_zero : float, default 1.0
+        The ReLU derivative at exactly 0.
+
+    Returns
+    -------
+    loss : numpy scalar
+        ``sum 0.5 (f_K - y)^2``.
+    all_dl_dweights, all_dl_dbiases : list of ndarray
+        As :func:`backward` returns.
+    """
     dtype = _mlp_dtype(
         [("net_input", net_input), ("y", y)],
         named_items("all_weights", all_weights),
