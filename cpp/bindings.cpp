@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <new>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "backprop_core/mlp.hpp"
@@ -57,6 +58,10 @@ size_t checked_add(size_t a, size_t b) {
 
 // The array behind `obj`, checked to be a C-contiguous array of dtype T; never converted.
 template <class T> py::array as_input(const py::handle& obj, const std::string& name) {
+    if (PyFloat_CheckExact(obj.ptr())) {  // a weak scalar: takes the call's dtype
+        T v = T(PyFloat_AS_DOUBLE(obj.ptr()));
+        return py::array_t<T>(std::vector<py::ssize_t>{}, &v);
+    }
     if (!py::isinstance<py::array>(obj))
         type_error(name + ": expected a numpy array, got " +
                    std::string(py::str(py::type::of(obj).attr("__name__"))));
@@ -71,6 +76,14 @@ template <class T> py::array as_input(const py::handle& obj, const std::string& 
 
 template <class T> const T* data(const py::array& a) { return static_cast<const T*>(a.data()); }
 template <class T> T* data(py::array_t<T>& a) { return a.mutable_data(); }
+
+// A numpy scalar of dtype T (the loss), as numpy's own reductions return.
+template <class T> py::object scalar(T v) {
+    // Held for the life of the process: no destructor runs after the interpreter is gone.
+    static const auto* type = new py::object(
+        py::module_::import("numpy").attr(std::is_same_v<T, float> ? "float32" : "float64"));
+    return (*type)(double(v));
+}
 
 template <class T> py::array_t<T> empty(std::vector<py::ssize_t> shape) {
     return py::array_t<T>(std::move(shape));
@@ -182,8 +195,7 @@ py::tuple toy_backward(const py::handle& x, const py::handle& y, const py::handl
                                            data(f), data(h), data(dl_df), data(dl_dh),
                                            data(dl_dbeta), data(dl_domega));
     }
-    return py::make_tuple(py::array_t<T>(std::vector<py::ssize_t>{}, &loss), f, h, dl_df, dl_dh,
-                          dl_dbeta, dl_domega);
+    return py::make_tuple(scalar(loss), f, h, dl_df, dl_dh, dl_dbeta, dl_domega);
 }
 
 // ----------------------------------------------------------------------------- the MLP
@@ -389,23 +401,137 @@ py::tuple gradients(const py::handle& net_input, const py::handle& y,
         loss = backprop_core::mlp_backward(view, f.data(), h.data(), data<T>(ya), ys.data(), N,
                                            g.w.data(), g.b.data(), store.data() + 2 * offsets.back());
     }
-    return py::make_tuple(py::array_t<T>(std::vector<py::ssize_t>{}, &loss), g.dW, g.db);
+    return py::make_tuple(scalar(loss), g.dW, g.db);
 }
 
 // ----------------------------------------------------------------------------- dispatch
+//
+// The fast path: every array argument is already a C-contiguous float32 or float64 array, all of
+// one dtype (Python floats are weak and take it). Anything else goes once through the dtype policy
+// written in Python (backprop_core._dtype.normalize), which converts or raises, then comes back.
 
-// The call's dtype is that of its first array; every other array must match it exactly.
-bool is_float32(const py::handle& first) {
-    if (py::isinstance<py::array>(first)) {
-        auto dt = py::reinterpret_borrow<py::array>(first).dtype();
-        if (dt.is(py::dtype::of<float>())) return true;
-    }
-    return false;
+enum class Kind { f32, f64, other };
+
+Kind kind_of(const py::handle& h) {
+    if (PyFloat_CheckExact(h.ptr())) return Kind::other;  // weak: does not decide
+    const auto& api = py::detail::npy_api::get();
+    if (!api.PyArray_Check_(h.ptr())) return Kind::other;
+    auto* proxy = py::detail::array_proxy(h.ptr());
+    if (!(proxy->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_)) return Kind::other;
+    const int num = py::detail::array_descriptor_proxy(proxy->descr)->type_num;
+    if (num == py::detail::npy_api::NPY_FLOAT_) return Kind::f32;
+    if (num == py::detail::npy_api::NPY_DOUBLE_) return Kind::f64;
+    return Kind::other;
 }
 
-py::handle first_of(const py::sequence& s, const char* name) {
-    if (s.size() == 0) value_error(std::string(name) + ": expected at least one layer, got none");
-    return s[0];
+// The call's dtype when every argument takes the fast path, else Kind::other.
+Kind call_kind(const std::vector<py::handle>& args) {
+    Kind k = Kind::other;
+    bool any_array = false;
+    for (const auto& h : args) {
+        if (PyFloat_CheckExact(h.ptr())) continue;
+        const Kind a = kind_of(h);
+        if (a == Kind::other || (any_array && a != k)) return Kind::other;
+        k = a;
+        any_array = true;
+    }
+    return any_array ? k : Kind::other;
+}
+
+py::sequence as_list(const py::handle& h, const char* name) {
+    if (!PyList_Check(h.ptr()) && !PyTuple_Check(h.ptr()))
+        type_error(std::string(name) + ": expected a list of arrays, got " +
+                   std::string(py::str(py::type::of(h).attr("__name__"))));
+    return py::reinterpret_borrow<py::sequence>(h);
+}
+
+void append_items(std::vector<py::handle>& out, const py::sequence& s) {
+    for (size_t i = 0; i < s.size(); ++i) out.push_back(PySequence_Fast_GET_ITEM(s.ptr(), i));
+}
+
+// Runs the dtype policy on named arguments; returns C-contiguous arrays of one dtype.
+std::vector<py::object> normalize(const std::vector<std::string>& names,
+                                  const std::vector<py::handle>& values) {
+    static py::object fn = py::module_::import("backprop_core._dtype").attr("normalize");
+    py::list n, v;
+    for (size_t i = 0; i < names.size(); ++i) {
+        n.append(names[i]);
+        v.append(values[i]);
+    }
+    py::list out = fn(n, v);
+    std::vector<py::object> result;
+    for (auto item : out) result.push_back(py::reinterpret_borrow<py::object>(item));
+    return result;
+}
+
+std::vector<std::string> layer_names(const char* name, size_t n) {
+    std::vector<std::string> out;
+    for (size_t k = 0; k < n; ++k) out.push_back(std::string(name) + "[" + std::to_string(k) + "]");
+    return out;
+}
+
+py::list slice(const std::vector<py::object>& v, size_t from, size_t count) {
+    py::list out;
+    for (size_t i = from; i < from + count; ++i) out.append(v[i]);
+    return out;
+}
+
+py::object toy_forward_entry(const py::handle& x, const py::handle& beta, const py::handle& omega,
+                             const py::handle& activations) {
+    auto acts = py::reinterpret_borrow<py::sequence>(activations);
+    switch (call_kind({x, beta, omega})) {
+    case Kind::f32: return toy_forward<float>(x, beta, omega, acts);
+    case Kind::f64: return toy_forward<double>(x, beta, omega, acts);
+    default: {
+        auto v = normalize({"x", "beta", "omega"}, {x, beta, omega});
+        if (call_kind({v[0], v[1], v[2]}) == Kind::other) type_error("x: could not be converted");
+        return toy_forward_entry(v[0], v[1], v[2], activations);
+    }
+    }
+}
+
+py::object toy_backward_entry(const py::handle& x, const py::handle& y, const py::handle& beta,
+                              const py::handle& omega, const py::handle& activations, double c) {
+    auto acts = py::reinterpret_borrow<py::sequence>(activations);
+    switch (call_kind({x, y, beta, omega})) {
+    case Kind::f32: return toy_backward<float>(x, y, beta, omega, acts, c);
+    case Kind::f64: return toy_backward<double>(x, y, beta, omega, acts, c);
+    default: {
+        auto v = normalize({"x", "y", "beta", "omega"}, {x, y, beta, omega});
+        if (call_kind({v[0], v[1], v[2], v[3]}) == Kind::other) type_error("x: could not be converted");
+        return toy_backward_entry(v[0], v[1], v[2], v[3], activations, c);
+    }
+    }
+}
+
+// Dispatches an MLP call: `singles` are named array arguments, then the layer lists.
+template <class F>
+py::object mlp_entry(const std::vector<std::pair<const char*, py::handle>>& singles,
+                     const std::vector<std::pair<const char*, py::handle>>& lists, F&& call) {
+    std::vector<py::handle> all;
+    std::vector<py::sequence> seqs;
+    for (auto& s : singles) all.push_back(s.second);
+    for (auto& l : lists) {
+        seqs.push_back(as_list(l.second, l.first));
+        append_items(all, seqs.back());
+    }
+    const Kind k = call_kind(all);
+    if (k != Kind::other) return call(k, all, seqs);
+    std::vector<std::string> names;
+    for (auto& s : singles) names.push_back(s.first);
+    for (size_t i = 0; i < lists.size(); ++i)
+        for (auto& n : layer_names(lists[i].first, seqs[i].size())) names.push_back(n);
+    auto v = normalize(names, all);
+    std::vector<py::handle> hv(v.begin(), v.end());
+    std::vector<py::sequence> rebuilt;
+    size_t at = singles.size();
+    for (auto& s : seqs) {
+        rebuilt.push_back(slice(v, at, s.size()));
+        at += s.size();
+    }
+    const Kind k2 = call_kind(hv);
+    if (k2 == Kind::other) type_error("arguments could not be converted to one float dtype");
+    return call(k2, hv, rebuilt);
 }
 
 }  // namespace
@@ -413,58 +539,54 @@ py::handle first_of(const py::sequence& s, const char* name) {
 PYBIND11_MODULE(_core, m) {
     m.doc() = "Native core of backprop_core (private: use the backprop_core package).";
     m.attr("blas") = backprop_core::blas_available();
-    m.def(
-        "toy_forward",
-        [](const py::handle& x, const py::handle& beta, const py::handle& omega,
-           const py::sequence& activations) {
-            return is_float32(x) ? toy_forward<float>(x, beta, omega, activations)
-                                 : toy_forward<double>(x, beta, omega, activations);
-        },
-        "x"_a, "beta"_a, "omega"_a, "activations"_a,
-        "Forward pass of the toy chain: returns (f, h).");
-    m.def(
-        "toy_backward",
-        [](const py::handle& x, const py::handle& y, const py::handle& beta,
-           const py::handle& omega, const py::sequence& activations, double relu_grad_at_zero) {
-            return is_float32(x)
-                       ? toy_backward<float>(x, y, beta, omega, activations, relu_grad_at_zero)
-                       : toy_backward<double>(x, y, beta, omega, activations, relu_grad_at_zero);
-        },
-        "x"_a, "y"_a, "beta"_a, "omega"_a, "activations"_a, "relu_grad_at_zero"_a,
-        "Forward and backward pass of the toy chain: returns "
-        "(loss, f, h, dl_df, dl_dh, dl_dbeta, dl_domega).");
+    m.def("toy_forward", &toy_forward_entry, "x"_a, "beta"_a, "omega"_a, "activations"_a,
+          "Forward pass of the toy chain: returns (f, h).");
+    m.def("toy_backward", &toy_backward_entry, "x"_a, "y"_a, "beta"_a, "omega"_a,
+          "activations"_a, "relu_grad_at_zero"_a,
+          "Forward and backward pass of the toy chain: returns "
+          "(loss, f, h, dl_df, dl_dh, dl_dbeta, dl_domega).");
     m.def(
         "forward",
-        [](const py::handle& net_input, const py::sequence& all_weights,
-           const py::sequence& all_biases) {
-            return is_float32(first_of(all_weights, "all_weights"))
-                       ? forward<float>(net_input, all_weights, all_biases)
-                       : forward<double>(net_input, all_weights, all_biases);
+        [](const py::handle& net_input, const py::handle& all_weights,
+           const py::handle& all_biases) {
+            return mlp_entry({{"net_input", net_input}},
+                             {{"all_weights", all_weights}, {"all_biases", all_biases}},
+                             [](Kind k, const std::vector<py::handle>& a,
+                                const std::vector<py::sequence>& s) -> py::object {
+                                 if (k == Kind::f32) return forward<float>(a[0], s[0], s[1]);
+                                 return forward<double>(a[0], s[0], s[1]);
+                             });
         },
         "net_input"_a, "all_weights"_a, "all_biases"_a,
         "Forward pass of the ReLU MLP: returns (net_output, all_f, all_h).");
     m.def(
         "backward",
-        [](const py::sequence& all_weights, const py::sequence& all_biases,
-           const py::sequence& all_f, const py::sequence& all_h, const py::handle& y,
-           double relu_grad_at_zero) {
-            return is_float32(first_of(all_weights, "all_weights"))
-                       ? backward<float>(all_weights, all_biases, all_f, all_h, y,
-                                         relu_grad_at_zero)
-                       : backward<double>(all_weights, all_biases, all_f, all_h, y,
-                                          relu_grad_at_zero);
+        [](const py::handle& all_weights, const py::handle& all_biases, const py::handle& all_f,
+           const py::handle& all_h, const py::handle& y, double c) {
+            return mlp_entry({{"y", y}},
+                             {{"all_weights", all_weights}, {"all_biases", all_biases},
+                              {"all_f", all_f}, {"all_h", all_h}},
+                             [c](Kind k, const std::vector<py::handle>& a,
+                                 const std::vector<py::sequence>& s) -> py::object {
+                                 if (k == Kind::f32)
+                                     return backward<float>(s[0], s[1], s[2], s[3], a[0], c);
+                                 return backward<double>(s[0], s[1], s[2], s[3], a[0], c);
+                             });
         },
         "all_weights"_a, "all_biases"_a, "all_f"_a, "all_h"_a, "y"_a, "relu_grad_at_zero"_a,
         "Backward pass of the ReLU MLP: returns (all_dl_dweights, all_dl_dbiases).");
     m.def(
         "gradients",
-        [](const py::handle& net_input, const py::handle& y, const py::sequence& all_weights,
-           const py::sequence& all_biases, double relu_grad_at_zero) {
-            return is_float32(first_of(all_weights, "all_weights"))
-                       ? gradients<float>(net_input, y, all_weights, all_biases,
-                                          relu_grad_at_zero)
-                       : gradients<double>(net_input, y, all_weights, all_biases,
-                                           relu_grad_at_zero);
+        [](const py::handle& net_input, const py::handle& y, const py::handle& all_weights,
+           const py::handle& all_biases, double c) {
+            return mlp_entry({{"net_input", net_input}, {"y", y}},
+                             {{"all_weights", all_weights}, {"all_biases", all_biases}},
+                             [c](Kind k, const std::vector<py::handle>& a,
+                                 const std::vector<py::sequence>& s) -> py::object {
+                                 if (k == Kind::f32)
+                                     return gradients<float>(a[0], a[1], s[0], s[1], c);
+                                 return gradients<double>(a[0], a[1], s[0], s[1], c);
+                             });
         },
         "net_input"_a, "y"_a, "all_weights"_a, "all_biases"_a, "relu_grad_at_zero"_a,
         "Loss and gradients of the ReLU MLP in one pass: returns "

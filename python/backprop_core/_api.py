@@ -1,4 +1,5 @@
-"""The public native functions: apply the dtype policy, then call the compiled core."""
+"""The public native functions: thin wrappers with the documentation; the compiled core validates
+its arguments and applies the dtype policy (backprop_core._dtype) where they need converting."""
 
 from __future__ import annotations
 
@@ -8,15 +9,9 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._dtype import as_array, as_arrays, common_dtype, named_items
 from ._results import ToyBackward, ToyForward
 
 NOTEBOOK_CHAIN = ("sin", "exp", "cos")
-
-
-def _toy_arrays(named: list[tuple[str, Any]]) -> list[np.ndarray]:
-    dtype = common_dtype(named)
-    return [as_array(v, dtype) for _, v in named]
 
 
 def toy_forward(
@@ -52,9 +47,7 @@ def toy_forward(
     TypeError
         Arrays that are not real numbers (bool, complex, object, str), ``activations`` a str.
     """
-    x, beta, omega = _toy_arrays([("x", x), ("beta", beta), ("omega", omega)])
-    f, h = _core.toy_forward(x, beta, omega, activations)
-    return ToyForward(f, h)
+    return ToyForward(*_core.toy_forward(x, beta, omega, activations))
 
 
 def toy_backward(
@@ -95,13 +88,7 @@ def toy_backward(
     TypeError
         As :func:`toy_forward`.
     """
-    x, y, beta, omega = _toy_arrays([("x", x), ("y", y), ("beta", beta), ("omega", omega)])
-    loss, *rest = _core.toy_backward(x, y, beta, omega, activations, relu_grad_at_zero)
-    return ToyBackward(loss[()], *rest)
-
-
-def _mlp_dtype(*groups: list[tuple[str, Any]]) -> np.dtype:
-    return common_dtype([item for group in groups for item in group])
+    return ToyBackward(*_core.toy_backward(x, y, beta, omega, activations, relu_grad_at_zero))
 
 
 def forward(
@@ -138,14 +125,7 @@ def forward(
     TypeError
         Arrays that are not real numbers.
     """
-    dtype = _mlp_dtype(
-        [("net_input", net_input)],
-        named_items("all_weights", all_weights),
-        named_items("all_biases", all_biases),
-    )
-    return _core.forward(
-        as_array(net_input, dtype), as_arrays(all_weights, dtype), as_arrays(all_biases, dtype)
-    )
+    return _core.forward(net_input, all_weights, all_biases)
 
 
 def backward(
@@ -182,21 +162,7 @@ def backward(
         As :func:`forward`; ``all_f``/``all_h`` of the wrong length or with shapes inconsistent
         with the weights; ``y`` not broadcastable to the output.
     """
-    dtype = _mlp_dtype(
-        named_items("all_weights", all_weights),
-        named_items("all_biases", all_biases),
-        named_items("all_f", all_f),
-        named_items("all_h", all_h),
-        [("y", y)],
-    )
-    return _core.backward(
-        as_arrays(all_weights, dtype),
-        as_arrays(all_biases, dtype),
-        as_arrays(all_f, dtype),
-        as_arrays(all_h, dtype),
-        as_array(y, dtype),
-        relu_grad_at_zero,
-    )
+    return _core.backward(all_weights, all_biases, all_f, all_h, y, relu_grad_at_zero)
 
 
 def gradients(
@@ -227,16 +193,4 @@ def gradients(
     all_dl_dweights, all_dl_dbiases : list of ndarray
         As in :func:`backward`.
     """
-    dtype = _mlp_dtype(
-        [("net_input", net_input), ("y", y)],
-        named_items("all_weights", all_weights),
-        named_items("all_biases", all_biases),
-    )
-    loss, dW, db = _core.gradients(
-        as_array(net_input, dtype),
-        as_array(y, dtype),
-        as_arrays(all_weights, dtype),
-        as_arrays(all_biases, dtype),
-        relu_grad_at_zero,
-    )
-    return loss[()], dW, db
+    return _core.gradients(net_input, y, all_weights, all_biases, relu_grad_at_zero)

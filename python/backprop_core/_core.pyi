@@ -3,25 +3,24 @@
 Native core of backprop_core (private: use the backprop_core package).
 """
 from __future__ import annotations
-import collections.abc
 import typing
-def backward(all_weights: collections.abc.Sequence, all_biases: collections.abc.Sequence, all_f: collections.abc.Sequence, all_h: collections.abc.Sequence, y: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
+def backward(all_weights: typing.Any, all_biases: typing.Any, all_f: typing.Any, all_h: typing.Any, y: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> typing.Any:
     """
     Backward pass of the ReLU MLP: returns (all_dl_dweights, all_dl_dbiases).
     """
-def forward(net_input: typing.Any, all_weights: collections.abc.Sequence, all_biases: collections.abc.Sequence) -> tuple:
+def forward(net_input: typing.Any, all_weights: typing.Any, all_biases: typing.Any) -> typing.Any:
     """
     Forward pass of the ReLU MLP: returns (net_output, all_f, all_h).
     """
-def gradients(net_input: typing.Any, y: typing.Any, all_weights: collections.abc.Sequence, all_biases: collections.abc.Sequence, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
+def gradients(net_input: typing.Any, y: typing.Any, all_weights: typing.Any, all_biases: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> typing.Any:
     """
     Loss and gradients of the ReLU MLP in one pass: returns (loss, all_dl_dweights, all_dl_dbiases).
     """
-def toy_backward(x: typing.Any, y: typing.Any, beta: typing.Any, omega: typing.Any, activations: collections.abc.Sequence, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
+def toy_backward(x: typing.Any, y: typing.Any, beta: typing.Any, omega: typing.Any, activations: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> typing.Any:
     """
     Forward and backward pass of the toy chain: returns (loss, f, h, dl_df, dl_dh, dl_dbeta, dl_domega).
     """
-def toy_forward(x: typing.Any, beta: typing.Any, omega: typing.Any, activations: collections.abc.Sequence) -> tuple:
+def toy_forward(x: typing.Any, beta: typing.Any, omega: typing.Any, activations: typing.Any) -> typing.Any:
     """
     Forward pass of the toy chain: returns (f, h).
     """

@@ -63,3 +63,9 @@ def named_items(name: str, values: Any) -> list[tuple[str, Any]]:
     if isinstance(values, np.ndarray) or not isinstance(values, Sequence):
         raise TypeError(f"{name}: expected a list of arrays, got {type(values).__name__}")
     return [(f"{name}[{k}]", v) for k, v in enumerate(values)]
+
+
+def normalize(names: Sequence[str], values: Sequence[Any]) -> list[np.ndarray]:
+    """The policy applied to one call's arguments (the native core's slow path)."""
+    dtype = common_dtype(list(zip(names, values)))
+    return [as_array(v, dtype) for v in values]
