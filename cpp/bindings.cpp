@@ -11,6 +11,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -56,6 +59,19 @@ size_t checked_add(size_t a, size_t b) {
     return r;
 }
 
+// Whether `obj` is an array of exactly T's type in native byte order.
+template <class T> bool native_dtype(const py::handle& obj) {
+    auto* descr = py::detail::array_descriptor_proxy(py::detail::array_proxy(obj.ptr())->descr);
+    const int want = std::is_same_v<T, float> ? py::detail::npy_api::NPY_FLOAT_
+                                              : py::detail::npy_api::NPY_DOUBLE_;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    const char foreign = '<';
+#else
+    const char foreign = '>';
+#endif
+    return descr->type_num == want && descr->byteorder != foreign;
+}
+
 // The array behind `obj`, checked to be a C-contiguous array of dtype T; never converted.
 template <class T> py::array as_input(const py::handle& obj, const std::string& name) {
     if (PyFloat_CheckExact(obj.ptr())) {  // a weak scalar: takes the call's dtype
@@ -66,12 +82,26 @@ template <class T> py::array as_input(const py::handle& obj, const std::string& 
         type_error(name + ": expected a numpy array, got " +
                    std::string(py::str(py::type::of(obj).attr("__name__"))));
     auto a = py::reinterpret_borrow<py::array>(obj);
-    if (!a.dtype().is(py::dtype::of<T>()))
+    if (!native_dtype<T>(obj))
         type_error(name + ": expected dtype " + std::string(py::str(py::dtype::of<T>())) +
-                   ", got " + std::string(py::str(a.dtype())));
+                   " in native byte order, got " + std::string(py::str(a.dtype())));
     if (!(a.flags() & py::array::c_style))
         type_error(name + ": expected a C-contiguous array");
     return a;
+}
+
+// A list item's name, such as "all_weights[2]", made only when a message needs it.
+struct Item {
+    const char* list;
+    size_t k;
+    std::string str() const { return std::string(list) + "[" + std::to_string(k) + "]"; }
+};
+
+template <class T> py::array as_input(const py::handle& obj, const Item& name) {
+    if (py::detail::npy_api::get().PyArray_Check_(obj.ptr()) && native_dtype<T>(obj) &&
+        (py::detail::array_proxy(obj.ptr())->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_))
+        return py::reinterpret_borrow<py::array>(obj);
+    return as_input<T>(obj, name.str());
 }
 
 template <class T> const T* data(const py::array& a) { return static_cast<const T*>(a.data()); }
@@ -84,6 +114,15 @@ template <class T> py::object scalar(T v) {
         py::module_::import("numpy").attr(std::is_same_v<T, float> ? "float32" : "float64"));
     return (*type)(double(v));
 }
+
+// Releases the GIL for work large enough to repay it: a release and re-acquire costs about as
+// much as a few thousand multiply-adds, so calls smaller than that keep it (as numpy does).
+struct ReleaseGil {
+    std::optional<py::gil_scoped_release> release;
+    explicit ReleaseGil(double work) {
+        if (work >= 20000) release.emplace();
+    }
+};
 
 template <class T> py::array_t<T> empty(std::vector<py::ssize_t> shape) {
     return py::array_t<T>(std::move(shape));
@@ -165,7 +204,7 @@ py::tuple toy_forward(const py::handle& x, const py::handle& beta, const py::han
     auto f = stage_array<T>(L + 1, a);
     auto h = stage_array<T>(L, a);
     {
-        py::gil_scoped_release release;
+        ReleaseGil release(20.0 * a.N * (L + 1));
         backprop_core::toy_forward(a.chain, data<T>(a.x), a.N, data(f), data(h));
     }
     return py::make_tuple(f, h);
@@ -189,7 +228,7 @@ py::tuple toy_backward(const py::handle& x, const py::handle& y, const py::handl
     auto dl_dbeta = empty<T>({py::ssize_t(L + 1)}), dl_domega = empty<T>({py::ssize_t(L + 1)});
     T loss;
     {
-        py::gil_scoped_release release;
+        ReleaseGil release(40.0 * a.N * (L + 1));
         backprop_core::toy_forward(a.chain, data<T>(a.x), a.N, data(f), data(h));
         loss = backprop_core::toy_backward(a.chain, data<T>(a.x), data<T>(ya), y_stride, a.N,
                                            data(f), data(h), data(dl_df), data(dl_dh),
@@ -199,6 +238,13 @@ py::tuple toy_backward(const py::handle& x, const py::handle& y, const py::handl
 }
 
 // ----------------------------------------------------------------------------- the MLP
+
+// Multiply-adds of one pass through layers of widths `dims` for N samples.
+double mlp_work(const std::vector<size_t>& dims, size_t N) {
+    double w = 0;
+    for (size_t k = 0; k + 1 < dims.size(); ++k) w += double(dims[k]) * dims[k + 1] * N;
+    return w;
+}
 
 template <class T> struct Net {
     std::vector<py::array> weights, biases;  // keep the arrays alive
@@ -222,24 +268,24 @@ Net<T> net_args(const py::sequence& all_weights, const py::sequence& all_biases)
                     std::to_string(all_biases.size()));
     net.K = all_weights.size() - 1;
     for (size_t k = 0; k <= net.K; ++k) {
-        const std::string wk = "all_weights[" + std::to_string(k) + "]";
-        const std::string bk = "all_biases[" + std::to_string(k) + "]";
-        auto W = as_input<T>(all_weights[k], wk);
-        auto b = as_input<T>(all_biases[k], bk);
+        auto W = as_input<T>(PySequence_Fast_GET_ITEM(all_weights.ptr(), k), Item{"all_weights", k});
+        auto b = as_input<T>(PySequence_Fast_GET_ITEM(all_biases.ptr(), k), Item{"all_biases", k});
+        const auto wk = [k] { return Item{"all_weights", k}.str(); };
+        const auto bk = [k] { return Item{"all_biases", k}.str(); };
         if (W.ndim() != 2)
-            value_error(wk + ": expected a 2-D array (D_out, D_in), got shape " + shape_str(W));
+            value_error(wk() + ": expected a 2-D array (D_out, D_in), got shape " + shape_str(W));
         const size_t rows = size_t(W.shape(0)), cols = size_t(W.shape(1));
         if (k == 0) net.dims.push_back(cols);
         if (cols != net.dims.back())
-            value_error(wk + ": expected shape (D_out, " + std::to_string(net.dims.back()) +
+            value_error(wk() + ": expected shape (D_out, " + std::to_string(net.dims.back()) +
                         ") to take the " + std::to_string(net.dims.back()) +
                         " outputs of layer " + std::to_string(k - 1) + ", got shape " +
                         shape_str(W));
         const bool column = b.ndim() == 2 && size_t(b.shape(0)) == rows && b.shape(1) == 1;
         const bool flat = b.ndim() == 1 && size_t(b.shape(0)) == rows;
         if (!column && !flat)
-            value_error(bk + ": expected shape " + shape_str({rows, 1}) + " (or " +
-                        shape_str({rows}) + ") to match " + wk + " of shape " + shape_str(W) +
+            value_error(bk() + ": expected shape " + shape_str({rows, 1}) + " (or " +
+                        shape_str({rows}) + ") to match " + wk() + " of shape " + shape_str(W) +
                         ", got shape " + shape_str(b));
         net.dims.push_back(rows);
         net.w.push_back(data<T>(W));
@@ -314,7 +360,7 @@ py::tuple forward(const py::handle& net_input, const py::sequence& all_weights,
         all_h.append(hk);
     }
     {
-        py::gil_scoped_release release;
+        ReleaseGil release(mlp_work(net.dims, N));
         backprop_core::mlp_forward(net.view(1.0), data<T>(x), N, f.data(), h.data());
     }
     return py::make_tuple(all_f[net.K], all_f, all_h);
@@ -344,15 +390,15 @@ py::tuple backward(const py::sequence& all_weights, const py::sequence& all_bias
     auto h0 = as_input<T>(all_h[0], "all_h[0]");
     const size_t N = batch_of(h0, net, "all_h[0]");
     for (size_t k = 0; k < layers; ++k) {
-        const std::string hk = "all_h[" + std::to_string(k) + "]";
-        const std::string fk = "all_f[" + std::to_string(k) + "]";
-        auto ha = as_input<T>(all_h[k], hk);
-        auto fa = as_input<T>(all_f[k], fk);
+        auto ha = as_input<T>(PySequence_Fast_GET_ITEM(all_h.ptr(), k), Item{"all_h", k});
+        auto fa = as_input<T>(PySequence_Fast_GET_ITEM(all_f.ptr(), k), Item{"all_f", k});
+        const auto hk = [k] { return Item{"all_h", k}.str(); };
+        const auto fk = [k] { return Item{"all_f", k}.str(); };
         if (ha.ndim() != 2 || size_t(ha.shape(0)) != net.dims[k] || size_t(ha.shape(1)) != N)
-            value_error(hk + ": expected shape " + shape_str({net.dims[k], N}) + " for layer " +
+            value_error(hk() + ": expected shape " + shape_str({net.dims[k], N}) + " for layer " +
                         std::to_string(k) + ", got shape " + shape_str(ha));
         if (fa.ndim() != 2 || size_t(fa.shape(0)) != net.dims[k + 1] || size_t(fa.shape(1)) != N)
-            value_error(fk + ": expected shape " + shape_str({net.dims[k + 1], N}) +
+            value_error(fk() + ": expected shape " + shape_str({net.dims[k + 1], N}) +
                         " for layer " + std::to_string(k) + ", got shape " + shape_str(fa));
         h.push_back(data<T>(ha));
         f.push_back(data<T>(fa));
@@ -365,11 +411,38 @@ py::tuple backward(const py::sequence& all_weights, const py::sequence& all_bias
     auto g = allocate_grads(net);
     std::vector<T> work(workspace_size(net, N));
     {
-        py::gil_scoped_release release;
+        ReleaseGil release(mlp_work(net.dims, N));
         backprop_core::mlp_backward(view, f.data(), h.data(), data<T>(ya), ys.data(), N,
                                     g.w.data(), g.b.data(), work.data());
     }
     return py::make_tuple(g.dW, g.db);
+}
+
+// Forward and backward pass with the intermediates in `store` (grown as needed): f_k and h_{k+1}
+// for every layer, then the backward scratch. Releases the GIL around the core.
+template <class T>
+T run_gradients(const backprop_core::MLPView<T>& view, const T* x, size_t N, const T* y,
+                const size_t* ys, Grads<T>& g, std::vector<T>& store) {
+    const size_t K = view.K;
+    std::vector<size_t> offsets{0};
+    for (size_t k = 0; k <= K; ++k)
+        offsets.push_back(checked_add(offsets.back(), checked_mul(view.dims[k + 1], N)));
+    size_t work = 0;
+    for (size_t k = 0; k <= K + 1; ++k) work = std::max(work, checked_mul(2, checked_mul(view.dims[k], N)));
+    const size_t need = checked_add(checked_mul(2, offsets.back()), work);
+    if (store.size() < need) store.resize(need);
+    std::vector<const T*> f, h{x};
+    std::vector<T*> fw, hw{nullptr};
+    for (size_t k = 0; k <= K; ++k) {
+        fw.push_back(store.data() + offsets[k]);
+        hw.push_back(store.data() + offsets.back() + offsets[k]);
+        f.push_back(fw.back());
+        if (k) h.push_back(hw[k]);
+    }
+    ReleaseGil release(3 * mlp_work(std::vector<size_t>(view.dims, view.dims + K + 2), N));
+    backprop_core::mlp_forward(view, x, N, fw.data(), hw.data());
+    return backprop_core::mlp_backward(view, f.data(), h.data(), y, ys, N, g.w.data(), g.b.data(),
+                                       store.data() + 2 * offsets.back());
 }
 
 template <class T>
@@ -383,24 +456,8 @@ py::tuple gradients(const py::handle& net_input, const py::handle& y,
     const auto ys = y_strides(ya, net.dims[net.K + 1], N);
     const auto view = net.view(checked_relu_grad(relu_grad_at_zero));
     auto g = allocate_grads(net);
-    // Intermediates stay in C++: f_k and h_{k+1} for every layer, plus the backward scratch.
-    std::vector<size_t> offsets{0};
-    for (size_t k = 0; k <= net.K; ++k)
-        offsets.push_back(checked_add(offsets.back(), checked_mul(net.dims[k + 1], N)));
-    std::vector<T> store(checked_add(checked_mul(2, offsets.back()), workspace_size(net, N)));
-    std::vector<T*> f, h{nullptr};
-    for (size_t k = 0; k <= net.K; ++k) {
-        f.push_back(store.data() + offsets[k]);
-        h.push_back(store.data() + offsets.back() + offsets[k]);
-    }
-    T loss;
-    {
-        py::gil_scoped_release release;
-        backprop_core::mlp_forward(view, data<T>(x), N, f.data(), h.data());
-        h[0] = const_cast<T*>(data<T>(x));  // read only: the backward pass never writes h
-        loss = backprop_core::mlp_backward(view, f.data(), h.data(), data<T>(ya), ys.data(), N,
-                                           g.w.data(), g.b.data(), store.data() + 2 * offsets.back());
-    }
+    std::vector<T> store;
+    const T loss = run_gradients(view, data<T>(x), N, data<T>(ya), ys.data(), g, store);
     return py::make_tuple(scalar(loss), g.dW, g.db);
 }
 
@@ -418,9 +475,8 @@ Kind kind_of(const py::handle& h) {
     if (!api.PyArray_Check_(h.ptr())) return Kind::other;
     auto* proxy = py::detail::array_proxy(h.ptr());
     if (!(proxy->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_)) return Kind::other;
-    const int num = py::detail::array_descriptor_proxy(proxy->descr)->type_num;
-    if (num == py::detail::npy_api::NPY_FLOAT_) return Kind::f32;
-    if (num == py::detail::npy_api::NPY_DOUBLE_) return Kind::f64;
+    if (native_dtype<float>(h)) return Kind::f32;
+    if (native_dtype<double>(h)) return Kind::f64;
     return Kind::other;
 }
 
@@ -515,7 +571,7 @@ py::object mlp_entry(const std::vector<std::pair<const char*, py::handle>>& sing
         seqs.push_back(as_list(l.second, l.first));
         append_items(all, seqs.back());
     }
-    const Kind k = call_kind(all);
+    const Kind k = all.empty() ? Kind::f64 : call_kind(all);  // nothing to convert: let it say why
     if (k != Kind::other) return call(k, all, seqs);
     std::vector<std::string> names;
     for (auto& s : singles) names.push_back(s.first);
@@ -534,6 +590,177 @@ py::object mlp_entry(const std::vector<std::pair<const char*, py::handle>>& sing
     return call(k2, hv, rebuilt);
 }
 
+
+// ----------------------------------------------------------------------------- the model object
+
+// An MLP whose parameters live packed in native memory: W_0, b_0, W_1, b_1, ... One dtype, fixed
+// at construction. `weights` and `biases` are writeable views of that memory.
+template <class T> struct Packed {
+    std::vector<T> params, store;
+};
+
+class NativeMLP {
+  public:
+    NativeMLP(const py::handle& all_weights, const py::handle& all_biases) {
+        mlp_entry({}, {{"all_weights", all_weights}, {"all_biases", all_biases}},
+                  [this](Kind k, const std::vector<py::handle>&, const std::vector<py::sequence>& s) {
+                      f32_ = k == Kind::f32;
+                      if (f32_) load<float>(s[0], s[1]);
+                      else load<double>(s[0], s[1]);
+                      return py::none();
+                  });
+    }
+
+    bool f32() const { return f32_; }
+    size_t layers() const { return K_ + 1; }
+    const std::vector<size_t>& dims() const { return dims_; }
+
+    py::list views(py::object self, bool weights) {
+        return f32_ ? views_of<float>(self, weights, p32_) : views_of<double>(self, weights, p64_);
+    }
+
+    py::object forward(const py::handle& net_input) {
+        auto x = model_input(net_input, "net_input");
+        py::list W = views(py::none(), true), b = views(py::none(), false);
+        return f32_ ? ::forward<float>(x, W, b) : ::forward<double>(x, W, b);
+    }
+
+    py::object gradients(const py::handle& net_input, const py::handle& y, double c,
+                         const py::handle& out) {
+        auto x = model_input(net_input, "net_input");
+        auto ya = model_input(y, "y");
+        return f32_ ? gradients_of<float>(x, ya, c, out, p32_)
+                    : gradients_of<double>(x, ya, c, out, p64_);
+    }
+
+  private:
+    bool f32_ = false;
+    size_t K_ = 0;
+    std::vector<size_t> dims_, w_off_, b_off_;
+    std::vector<bool> column_;
+    Packed<float> p32_;
+    Packed<double> p64_;
+    std::unique_ptr<std::mutex> mutex_ = std::make_unique<std::mutex>();
+
+    template <class T> void load(const py::sequence& W, const py::sequence& b) {
+        auto net = net_args<T>(W, b);
+        K_ = net.K;
+        dims_ = net.dims;
+        column_ = net.bias_is_column;
+        size_t total = 0;
+        for (size_t k = 0; k <= K_; ++k) {
+            w_off_.push_back(total);
+            total = checked_add(total, checked_mul(dims_[k + 1], dims_[k]));
+            b_off_.push_back(total);
+            total = checked_add(total, dims_[k + 1]);
+        }
+        auto& p = packed<T>();
+        p.params.resize(total);
+        for (size_t k = 0; k <= K_; ++k) {
+            std::copy_n(net.w[k], dims_[k + 1] * dims_[k], p.params.data() + w_off_[k]);
+            std::copy_n(net.b[k], dims_[k + 1], p.params.data() + b_off_[k]);
+        }
+    }
+
+    template <class T> Packed<T>& packed() {
+        if constexpr (std::is_same_v<T, float>) return p32_;
+        else return p64_;
+    }
+
+    // Views of the packed parameters; `self` (the model) is their base, keeping it alive. With
+    // `self` None they are temporary views for one call.
+    template <class T> py::list views_of(py::object self, bool weights, Packed<T>& p) {
+        py::list out;
+        for (size_t k = 0; k <= K_; ++k) {
+            const auto M = py::ssize_t(dims_[k + 1]), D = py::ssize_t(dims_[k]);
+            std::vector<py::ssize_t> shape = weights ? std::vector<py::ssize_t>{M, D}
+                                             : column_[k] ? std::vector<py::ssize_t>{M, 1}
+                                                          : std::vector<py::ssize_t>{M};
+            T* ptr = p.params.data() + (weights ? w_off_[k] : b_off_[k]);
+            out.append(self.is_none() ? py::array_t<T>(shape, ptr, py::none())
+                                      : py::array_t<T>(shape, ptr, self));
+        }
+        return out;
+    }
+
+    // An input converted by the dtype policy; a dtype other than the model's is refused rather
+    // than cast (float64 data into a float32 model would lose precision silently).
+    py::object model_input(const py::handle& v, const char* name) {
+        const Kind want = f32_ ? Kind::f32 : Kind::f64;
+        if (PyFloat_CheckExact(v.ptr()) || kind_of(v) == want)
+            return py::reinterpret_borrow<py::object>(v);
+        py::object probe = f32_ ? py::object(py::array_t<float>(0)) : py::object(py::array_t<double>(0));
+        auto conv = normalize({name, "the model"}, {v, probe});
+        if (kind_of(conv[0]) != want)
+            type_error(std::string(name) + ": expected " + (f32_ ? "float32" : "float64") +
+                       " data (the model's dtype), got " +
+                       std::string(py::str(py::array(conv[0]).dtype())));
+        return conv[0];
+    }
+
+    template <class T>
+    py::tuple gradients_of(const py::object& net_input, const py::object& y, double c,
+                           const py::handle& out, Packed<T>& p) {
+        Net<T> net;
+        net.K = K_;
+        net.dims = dims_;
+        net.bias_is_column = column_;
+        for (size_t k = 0; k <= K_; ++k) {
+            net.w.push_back(p.params.data() + w_off_[k]);
+            net.b.push_back(p.params.data() + b_off_[k]);
+        }
+        auto x = as_input<T>(net_input, "net_input");
+        if (x.ndim() != 2 || size_t(x.shape(0)) != dims_[0])
+            value_error("net_input: expected shape (" + std::to_string(dims_[0]) +
+                        ", N), got shape " + shape_str(x));
+        const size_t N = size_t(x.shape(1));
+        auto ya = as_input<T>(y, "y");
+        const auto ys = y_strides(ya, dims_[K_ + 1], N);
+        const auto view = net.view(checked_relu_grad(c));
+        Grads<T> g = out.is_none() ? allocate_grads(net) : grads_into(net, out);
+        T loss;
+        {
+            std::unique_lock<std::mutex> lock(*mutex_, std::try_to_lock);
+            if (!lock.owns_lock()) {
+                py::gil_scoped_release release;
+                lock.lock();  // with the GIL released: no deadlock with the caller holding it
+            }
+            loss = run_gradients(view, data<T>(x), N, data<T>(ya), ys.data(), g, p.store);
+        }
+        if (!out.is_none())  // the caller's own lists, now filled
+            return py::make_tuple(scalar(loss), py::handle(PyTuple_GET_ITEM(out.ptr(), 0)),
+                                  py::handle(PyTuple_GET_ITEM(out.ptr(), 1)));
+        return py::make_tuple(scalar(loss), g.dW, g.db);
+    }
+
+    // Caller-provided buffers: (all_dl_dweights, all_dl_dbiases), shaped like the parameters.
+    template <class T> Grads<T> grads_into(const Net<T>& net, const py::handle& out) {
+        if (!PyTuple_Check(out.ptr()) || PyTuple_GET_SIZE(out.ptr()) != 2)
+            type_error("out: expected a pair (all_dl_dweights, all_dl_dbiases)");
+        Grads<T> g;
+        auto dW = as_list(PyTuple_GET_ITEM(out.ptr(), 0), "out[0]");
+        auto db = as_list(PyTuple_GET_ITEM(out.ptr(), 1), "out[1]");
+        if (dW.size() != K_ + 1 || db.size() != K_ + 1)
+            value_error("out: expected " + std::to_string(K_ + 1) + " arrays in each list");
+        for (size_t k = 0; k <= K_; ++k) {
+            for (int which = 0; which < 2; ++which) {
+                const Item name{which ? "out[1]" : "out[0]", k};
+                auto a = as_input<T>(PySequence_Fast_GET_ITEM((which ? db : dW).ptr(), k), name);
+                const size_t rows = dims_[k + 1], cols = which ? 1 : dims_[k];
+                const bool ok = which ? (size_t(a.size()) == rows &&
+                                         (a.ndim() == 1 || (a.ndim() == 2 && a.shape(0) == py::ssize_t(rows))))
+                                      : (a.ndim() == 2 && size_t(a.shape(0)) == rows &&
+                                         size_t(a.shape(1)) == cols);
+                if (!ok)
+                    value_error(name.str() + ": expected shape " + shape_str({rows, cols}) +
+                                ", got shape " + shape_str(a));
+                if (!a.writeable()) value_error(name.str() + ": expected a writeable array");
+                (which ? g.b : g.w).push_back(static_cast<T*>(a.mutable_data()));
+            }
+        }
+        return g;
+    }
+};
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -591,4 +818,74 @@ PYBIND11_MODULE(_core, m) {
         "net_input"_a, "y"_a, "all_weights"_a, "all_biases"_a, "relu_grad_at_zero"_a,
         "Loss and gradients of the ReLU MLP in one pass: returns "
         "(loss, all_dl_dweights, all_dl_dbiases).");
+    py::class_<NativeMLP>(m, "MLP", R"doc(A ReLU MLP whose parameters live packed in native memory.
+
+Parameters
+----------
+all_weights : list of array_like
+    ``all_weights[k]`` of shape (D_{k+1}, D_k); copied in.
+all_biases : list of array_like
+    ``all_biases[k]`` of shape (D_{k+1}, 1) or (D_{k+1},); copied in.
+
+Notes
+-----
+The dtype (float32 or float64) is fixed at construction by numpy's promotion of the parameters.
+``weights`` and ``biases`` are writeable views of the packed memory, so an update such as
+``m.weights[0] -= lr * dW[0]`` changes the model. Inputs of another float dtype are refused
+(``TypeError``) rather than cast. Models pickle (their parameters travel as plain arrays), and one
+model may be used from several threads (calls on it are serialised).
+)doc")
+        .def(py::init<const py::handle&, const py::handle&>(), "all_weights"_a, "all_biases"_a)
+        .def_property_readonly("weights",
+                               [](py::object self) { return self.cast<NativeMLP&>().views(self, true); })
+        .def_property_readonly("biases",
+                               [](py::object self) { return self.cast<NativeMLP&>().views(self, false); })
+        .def_property_readonly("dtype",
+                               [](const NativeMLP& m) {
+                                   return m.f32() ? py::dtype::of<float>() : py::dtype::of<double>();
+                               })
+        .def_property_readonly("dims", &NativeMLP::dims)
+        .def("forward", &NativeMLP::forward, "net_input"_a, R"doc(Forward pass.
+
+Parameters
+----------
+net_input : array_like, shape (D_0, N)
+    Samples as columns, of the model's dtype.
+
+Returns
+-------
+net_output, all_f, all_h
+    As :func:`backprop_core.forward` returns.
+)doc")
+        .def("gradients", &NativeMLP::gradients, "net_input"_a, "y"_a,
+             "relu_grad_at_zero"_a = 1.0, "out"_a = py::none(), R"doc(Loss and every weight and bias derivative.
+
+Parameters
+----------
+net_input : array_like, shape (D_0, N)
+    Samples as columns, of the model's dtype.
+y : float or array_like
+    Targets, broadcastable to (D_{K+1}, N).
+relu_grad_at_zero : float, default 1.0
+    The ReLU derivative at exactly 0: 1 is notebook 7.2's indicator (f >= 0), 0 is PyTorch's.
+out : tuple of two lists of ndarray, optional
+    ``(all_dl_dweights, all_dl_dbiases)``: C-contiguous, writeable arrays of the model's dtype
+    shaped like the parameters, written in place and returned (no allocation per call).
+
+Returns
+-------
+loss : numpy scalar
+    ``sum 0.5 (f_K - y)^2``.
+all_dl_dweights, all_dl_dbiases : list of ndarray
+    Shaped like the parameters (the lists of ``out`` when given).
+)doc")
+        .def("__reduce__", [](py::object self) {
+            // Rebuilt from copies of the parameters: plain arrays pickle anywhere.
+            auto& m = self.cast<NativeMLP&>();
+            py::list W, b;
+            for (auto v : m.views(self, true)) W.append(v.attr("copy")());
+            for (auto v : m.views(self, false)) b.append(v.attr("copy")());
+            return py::make_tuple(py::type::of(self), py::make_tuple(W, b));
+        });
+
 }

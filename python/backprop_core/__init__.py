@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import reference
 from ._api import backward, forward, gradients, toy_backward, toy_forward
+from ._core import MLP
 from ._results import ToyBackward, ToyForward
 from .gradcheck import GradcheckReport, gradcheck
 
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GradcheckReport",
+    "MLP",
     "ToyBackward",
     "ToyForward",
     "backward",

@@ -3,7 +3,80 @@
 Native core of backprop_core (private: use the backprop_core package).
 """
 from __future__ import annotations
+import numpy
 import typing
+class MLP:
+    """
+    A ReLU MLP whose parameters live packed in native memory.
+    
+    Parameters
+    ----------
+    all_weights : list of array_like
+        ``all_weights[k]`` of shape (D_{k+1}, D_k); copied in.
+    all_biases : list of array_like
+        ``all_biases[k]`` of shape (D_{k+1}, 1) or (D_{k+1},); copied in.
+    
+    Notes
+    -----
+    The dtype (float32 or float64) is fixed at construction by numpy's promotion of the parameters.
+    ``weights`` and ``biases`` are writeable views of the packed memory, so an update such as
+    ``m.weights[0] -= lr * dW[0]`` changes the model. Inputs of another float dtype are refused
+    (``TypeError``) rather than cast. Models pickle (their parameters travel as plain arrays), and one
+    model may be used from several threads (calls on it are serialised).
+    """
+    def __init__(self, all_weights: typing.Any, all_biases: typing.Any) -> None:
+        ...
+    def __reduce__(self) -> tuple[type, tuple[list, list]]:
+        ...
+    def forward(self, net_input: typing.Any) -> typing.Any:
+        """
+        Forward pass.
+        
+        Parameters
+        ----------
+        net_input : array_like, shape (D_0, N)
+            Samples as columns, of the model's dtype.
+        
+        Returns
+        -------
+        net_output, all_f, all_h
+            As :func:`backprop_core.forward` returns.
+        """
+    def gradients(self, net_input: typing.Any, y: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex = 1.0, out: typing.Any = None) -> typing.Any:
+        """
+        Loss and every weight and bias derivative.
+        
+        Parameters
+        ----------
+        net_input : array_like, shape (D_0, N)
+            Samples as columns, of the model's dtype.
+        y : float or array_like
+            Targets, broadcastable to (D_{K+1}, N).
+        relu_grad_at_zero : float, default 1.0
+            The ReLU derivative at exactly 0: 1 is notebook 7.2's indicator (f >= 0), 0 is PyTorch's.
+        out : tuple of two lists of ndarray, optional
+            ``(all_dl_dweights, all_dl_dbiases)``: C-contiguous, writeable arrays of the model's dtype
+            shaped like the parameters, written in place and returned (no allocation per call).
+        
+        Returns
+        -------
+        loss : numpy scalar
+            ``sum 0.5 (f_K - y)^2``.
+        all_dl_dweights, all_dl_dbiases : list of ndarray
+            Shaped like the parameters (the lists of ``out`` when given).
+        """
+    @property
+    def biases(self) -> list:
+        ...
+    @property
+    def dims(self) -> list[int]:
+        ...
+    @property
+    def dtype(self) -> numpy.dtype[typing.Any]:
+        ...
+    @property
+    def weights(self) -> list:
+        ...
 def backward(all_weights: typing.Any, all_biases: typing.Any, all_f: typing.Any, all_h: typing.Any, y: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> typing.Any:
     """
     Backward pass of the ReLU MLP: returns (all_dl_dweights, all_dl_dbiases).
