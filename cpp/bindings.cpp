@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -235,6 +236,30 @@ py::tuple toy_backward(const py::handle& x, const py::handle& y, const py::handl
                                            data(dl_dbeta), data(dl_domega));
     }
     return py::make_tuple(scalar(loss), f, h, dl_df, dl_dh, dl_dbeta, dl_domega);
+}
+
+template <class T>
+py::tuple toy_gradients(const py::handle& x, const py::handle& y, const py::handle& beta,
+                        const py::handle& omega, const py::sequence& activations,
+                        double relu_grad_at_zero) {
+    auto a = toy_args<T>(x, beta, omega, activations, relu_grad_at_zero);
+    auto ya = as_input<T>(y, "y");
+    size_t y_stride = 1;
+    if (ya.ndim() == 0)
+        y_stride = 0;
+    else if (!a.batched || ya.ndim() != 1 || size_t(ya.shape(0)) != a.N)
+        value_error("y: expected a scalar or the shape of x " + shape_str(a.x) + ", got shape " +
+                    shape_str(ya));
+    const size_t L = a.chain.L;
+    auto dl_dbeta = empty<T>({py::ssize_t(L + 1)}), dl_domega = empty<T>({py::ssize_t(L + 1)});
+    const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+    T loss;
+    {
+        ReleaseGil release(40.0 * a.N * (L + 1));
+        loss = backprop_core::toy_gradients(a.chain, data<T>(a.x), data<T>(ya), y_stride, a.N,
+                                            data(dl_dbeta), data(dl_domega), threads);
+    }
+    return py::make_tuple(scalar(loss), dl_dbeta, dl_domega);
 }
 
 // ----------------------------------------------------------------------------- the MLP
@@ -560,6 +585,20 @@ py::object toy_backward_entry(const py::handle& x, const py::handle& y, const py
     }
 }
 
+py::object toy_gradients_entry(const py::handle& x, const py::handle& y, const py::handle& beta,
+                               const py::handle& omega, const py::handle& activations, double c) {
+    auto acts = py::reinterpret_borrow<py::sequence>(activations);
+    switch (call_kind({x, y, beta, omega})) {
+    case Kind::f32: return toy_gradients<float>(x, y, beta, omega, acts, c);
+    case Kind::f64: return toy_gradients<double>(x, y, beta, omega, acts, c);
+    default: {
+        auto v = normalize({"x", "y", "beta", "omega"}, {x, y, beta, omega});
+        if (call_kind({v[0], v[1], v[2], v[3]}) == Kind::other) type_error("x: could not be converted");
+        return toy_gradients_entry(v[0], v[1], v[2], v[3], activations, c);
+    }
+    }
+}
+
 // Dispatches an MLP call: `singles` are named array arguments, then the layer lists.
 template <class F>
 py::object mlp_entry(const std::vector<std::pair<const char*, py::handle>>& singles,
@@ -772,6 +811,10 @@ PYBIND11_MODULE(_core, m) {
           "activations"_a, "relu_grad_at_zero"_a,
           "Forward and backward pass of the toy chain: returns "
           "(loss, f, h, dl_df, dl_dh, dl_dbeta, dl_domega).");
+    m.def("toy_gradients", &toy_gradients_entry, "x"_a, "y"_a, "beta"_a, "omega"_a,
+          "activations"_a, "relu_grad_at_zero"_a,
+          "Loss and parameter gradients of the toy chain, no per-sample output: returns "
+          "(loss, dl_dbeta, dl_domega).");
     m.def(
         "forward",
         [](const py::handle& net_input, const py::handle& all_weights,

@@ -125,6 +125,8 @@ def test_layouts_give_identical_results(layout):
     got_t = bc.toy_backward(**{k: v(val) for k, val in a.items()})
     for field in exp_t._fields:
         np.testing.assert_array_equal(getattr(got_t, field), getattr(exp_t, field))
+    for g, e in zip(bc.toy_gradients(**{k: v(val) for k, val in a.items()}), bc.toy_gradients(**a)):
+        np.testing.assert_array_equal(g, e)
 
 
 # ----------------------------------------------------------------------------- empty sizes
@@ -234,6 +236,7 @@ def test_no_public_call_modifies_its_inputs():
     calls = [
         (bc.toy_forward, (a["x"], a["beta"], a["omega"], ("sin", "relu", "tanh"))),
         (bc.toy_backward, (a["x"], a["y"], a["beta"], a["omega"], ("sin", "relu", "tanh"))),
+        (bc.toy_gradients, (a["x"], a["y"], a["beta"], a["omega"], ("sin", "relu", "tanh"))),
         (bc.forward, (x, W, b)),
         (bc.backward, (W, b, f, h, y)),
         (bc.gradients, (x, y, W, b)),

@@ -48,6 +48,10 @@ def test_toy_native_equals_reference(case):
     s = toy_scales(r, x)
     for field in r._fields:
         assert_close(getattr(n, field), getattr(r, field), field, rtol, s[field])
+    loss, dl_dbeta, dl_domega = bc.toy_gradients(x, y, beta, omega, acts)
+    assert_close(loss, r.loss, "toy_gradients loss", rtol, s["loss"])
+    assert_close(dl_dbeta, r.dl_dbeta, "toy_gradients dl_dbeta", rtol, s["dl_dbeta"])
+    assert_close(dl_domega, r.dl_domega, "toy_gradients dl_domega", rtol, s["dl_domega"])
 
 
 @st.composite

@@ -263,3 +263,31 @@ def test_math_sanity_of_default_chain():
     e = toy_example()
     f3 = e.beta[3] + e.omega[3] * math.cos(e.beta[2] + e.omega[2] * math.exp(e.beta[1] + e.omega[1] * math.sin(e.beta[0] + e.omega[0] * e.x)))
     assert bc.toy_forward(e.x, e.beta, e.omega).f[3] == pytest.approx(f3, rel=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("N", [0, 1, 255, 257, 5000, 200_003])
+def test_toy_gradients_equal_the_sums_of_toy_backward(dtype, N):
+    rng = np.random.default_rng(N)
+    for activations in [("sin", "exp", "cos"), ALL, ("relu", "tanh", "sigmoid", "identity")]:
+        x, y, beta, omega, acts = random_chain(rng, len(activations), N, dtype, activations)
+        r = ref.toy_backward(x, y, beta, omega, acts)
+        loss, dl_dbeta, dl_domega = bc.toy_gradients(x, y, beta, omega, acts)
+        s = _scales(r, x)
+        rtol = RTOL[np.dtype(dtype)]
+        assert_close(loss, r.loss, "loss", rtol, s["loss"])
+        assert_close(dl_dbeta, r.dl_dbeta, "dl_dbeta", rtol, s["dl_dbeta"])
+        assert_close(dl_domega, r.dl_domega, "dl_domega", rtol, s["dl_domega"])
+        again = bc.toy_gradients(x, y, beta, omega, acts)  # threads add in a fixed order
+        np.testing.assert_array_equal(again[2], dl_domega)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_toy_gradients_notebook_and_scalar(impl):
+    e = toy_example()
+    loss, dl_dbeta, dl_domega = impl.toy_gradients(e.x, e.y, e.beta, e.omega)
+    assert round(float(loss), 3) == NOTEBOOK_LOSS
+    np.testing.assert_array_equal(np.round(dl_domega, 3), NOTEBOOK_DL_DOMEGA)
+    np.testing.assert_array_equal(np.round(dl_dbeta, 3), NOTEBOOK_DL_DBETA)
+    with pytest.raises(ValueError, match="y"):
+        bc.toy_gradients(np.ones(3), np.ones(2), e.beta, e.omega)

@@ -8,7 +8,7 @@ holds the same functions in plain numpy.
 from __future__ import annotations
 
 from . import reference
-from ._api import backward, forward, gradients, toy_backward, toy_forward
+from ._api import backward, forward, gradients, toy_backward, toy_forward, toy_gradients
 from ._core import MLP
 from ._results import ToyBackward, ToyForward
 from .gradcheck import GradcheckReport, gradcheck
@@ -27,4 +27,5 @@ __all__ = [
     "reference",
     "toy_backward",
     "toy_forward",
+    "toy_gradients",
 ]

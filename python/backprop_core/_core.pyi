@@ -97,4 +97,8 @@ def toy_forward(x: typing.Any, beta: typing.Any, omega: typing.Any, activations:
     """
     Forward pass of the toy chain: returns (f, h).
     """
+def toy_gradients(x: typing.Any, y: typing.Any, beta: typing.Any, omega: typing.Any, activations: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> typing.Any:
+    """
+    Loss and parameter gradients of the toy chain, no per-sample output: returns (loss, dl_dbeta, dl_domega).
+    """
 blas: bool = True

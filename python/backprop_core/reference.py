@@ -168,6 +168,36 @@ def toy_backward(
     )
 
 
+def toy_gradients(
+    x: Any,
+    y: Any,
+    beta: Any,
+    omega: Any,
+    activations: Sequence[str] = NOTEBOOK_CHAIN,
+    relu_grad_at_zero: float = 1.0,
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Loss and parameter derivatives of the toy chain: the sums of :func:`toy_backward`.
+
+    Parameters
+    ----------
+    x, y : float or array_like
+        Samples and targets, as in :func:`toy_backward`.
+    beta, omega : array_like, shape (L + 1,)
+        Offsets and slopes.
+    activations : sequence of str
+        Activation names.
+    relu_grad_at_zero : float, default 1.0
+        The ReLU derivative at exactly 0.
+
+    Returns
+    -------
+    loss, dl_dbeta, dl_domega
+        As :func:`backprop_core.toy_gradients` returns.
+    """
+    r = toy_backward(x, y, beta, omega, activations, relu_grad_at_zero)
+    return r.loss, r.dl_dbeta, r.dl_domega
+
+
 # ----------------------------------------------------------------------------- notebook 7.2
 
 

@@ -4,10 +4,14 @@
 // Arrays are row-major with one row per stage: f is (L+1, N), h is (L, N) with row k-1 holding h_k.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include "activations.hpp"
+#include "vmath.hpp"
 
 namespace backprop_core {
 
@@ -75,6 +79,113 @@ T toy_backward(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_strid
             g_prev[n] = activate_grad(a, f_prev[n], in_k[n], c.relu_grad_at_zero) * dh[n];  // dh_k/df_{k-1}
         }
     }
+    return T(loss);
+}
+
+// ---------------------------------------------------------------------------- gradients only
+
+// Partial sums of one range of samples: loss, then dl/dbeta_k and dl/domega_k for k = 0..L.
+struct ToySums {
+    double loss = 0;
+    std::vector<double> dbeta, domega;
+};
+
+// h = a(f) over n samples; sin, cos and exp go through the vector math functions.
+template <class T> void activate_block(Activation a, const T* f, T* h, std::size_t n) {
+    if (a == Activation::sin) return vfunc(VFunc::sin, f, h, n);
+    if (a == Activation::cos) return vfunc(VFunc::cos, f, h, n);
+    if (a == Activation::exp) return vfunc(VFunc::exp, f, h, n);
+    for (std::size_t i = 0; i < n; ++i) h[i] = activate(a, f[i]);
+}
+
+// t = dh/df over n samples, given f and h = a(f).
+template <class T>
+void activate_grad_block(Activation a, const T* f, const T* h, T* t, std::size_t n, T relu0) {
+    if (a == Activation::sin) return vfunc(VFunc::cos, f, t, n);
+    if (a == Activation::cos) {
+        vfunc(VFunc::sin, f, t, n);
+        for (std::size_t i = 0; i < n; ++i) t[i] = -t[i];
+        return;
+    }
+    for (std::size_t i = 0; i < n; ++i) t[i] = activate_grad(a, f[i], h[i], relu0);
+}
+
+// The chain's forward and backward pass over samples [begin, end), a cache-sized block at a time,
+// keeping only the sums.
+template <class T>
+ToySums toy_sums(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_stride,
+                 std::size_t begin, std::size_t end) {
+    constexpr std::size_t B = 256;
+    const std::size_t L = c.L;
+    ToySums s;
+    s.dbeta.assign(L + 1, 0.0);
+    s.domega.assign(L + 1, 0.0);
+    std::vector<T> buf((2 * L + 3) * B);
+    T* f = buf.data();            // rows f_0 .. f_L
+    T* h = f + (L + 1) * B;       // rows h_1 .. h_L
+    T* g = h + L * B;             // dl/df_k of the current stage
+    T* t = g + B;                 // dh_k/df_{k-1}
+    for (std::size_t at = begin; at < end; at += B) {
+        const std::size_t n = std::min(B, end - at);
+        const T* xb = x + at;
+        for (std::size_t i = 0; i < n; ++i) f[i] = c.beta[0] + c.omega[0] * xb[i];
+        for (std::size_t k = 1; k <= L; ++k) {
+            T* hk = h + (k - 1) * B;
+            activate_block(c.activations[k - 1], f + (k - 1) * B, hk, n);
+            T* fk = f + k * B;
+            for (std::size_t i = 0; i < n; ++i) fk[i] = c.beta[k] + c.omega[k] * hk[i];
+        }
+        const T* fL = f + L * B;
+        for (std::size_t i = 0; i < n; ++i) {
+            const T diff = fL[i] - y[(at + i) * y_stride];
+            s.loss += double(diff) * diff;
+            g[i] = T(2) * diff;
+        }
+        for (std::size_t k = L + 1; k-- > 0;) {
+            const T* in = k == 0 ? xb : h + (k - 1) * B;
+            double db = 0, dw = 0;
+            for (std::size_t i = 0; i < n; ++i) {
+                db += g[i];
+                dw += double(g[i]) * in[i];
+            }
+            s.dbeta[k] += db;
+            s.domega[k] += dw;
+            if (k == 0) break;
+            activate_grad_block(c.activations[k - 1], f + (k - 1) * B, in, t, n,
+                                c.relu_grad_at_zero);
+            for (std::size_t i = 0; i < n; ++i) g[i] = t[i] * (c.omega[k] * g[i]);
+        }
+    }
+    return s;
+}
+
+// Loss and parameter gradients only (no per-sample output), split across up to `threads`
+// threads; partial sums are combined in a fixed order, so a given thread count gives the same
+// bits every time.
+template <class T>
+T toy_gradients(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_stride, std::size_t N,
+                T* dl_dbeta, T* dl_domega, unsigned threads) {
+    const std::size_t per = 1 << 15;  // fewer samples per thread than this is not worth a thread
+    const std::size_t parts = std::max<std::size_t>(1, std::min<std::size_t>(threads, N / per));
+    std::vector<ToySums> sums(parts);
+    std::vector<std::thread> pool;
+    for (std::size_t p = 1; p < parts; ++p)
+        pool.emplace_back([&, p] {
+            sums[p] = toy_sums(c, x, y, y_stride, N * p / parts, N * (p + 1) / parts);
+        });
+    sums[0] = toy_sums(c, x, y, y_stride, 0, N / parts);
+    for (auto& th : pool) th.join();
+    double loss = 0;
+    for (std::size_t k = 0; k <= c.L; ++k) {
+        double db = 0, dw = 0;
+        for (const auto& s : sums) {
+            db += s.dbeta[k];
+            dw += s.domega[k];
+        }
+        dl_dbeta[k] = T(db);
+        dl_domega[k] = T(dw);
+    }
+    for (const auto& s : sums) loss += s.loss;
     return T(loss);
 }
 
