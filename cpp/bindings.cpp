@@ -105,6 +105,31 @@ template <class T> py::array as_input(const py::handle& obj, const Item& name) {
     return as_input<T>(obj, name.str());
 }
 
+// An array argument, or a Python float held by value (no array made for it).
+template <class T> struct In {
+    py::array a;
+    T value{};
+    bool scalar = false;
+    const T* ptr() const { return scalar ? &value : static_cast<const T*>(a.data()); }
+    py::ssize_t ndim() const { return scalar ? 0 : a.ndim(); }
+    py::ssize_t shape(py::ssize_t i) const { return a.shape(i); }
+};
+
+template <class T> In<T> input(const py::handle& obj, const std::string& name) {
+    In<T> in;
+    if (PyFloat_CheckExact(obj.ptr())) {
+        in.scalar = true;
+        in.value = T(PyFloat_AS_DOUBLE(obj.ptr()));
+    } else {
+        in.a = as_input<T>(obj, name);
+    }
+    return in;
+}
+
+template <class T> std::string shape_str(const In<T>& in) { return in.scalar ? "()" : shape_str(in.a); }
+
+template <class T> const T* data(const In<T>& in) { return in.ptr(); }
+
 template <class T> const T* data(const py::array& a) { return static_cast<const T*>(a.data()); }
 template <class T> T* data(py::array_t<T>& a) { return a.mutable_data(); }
 
@@ -156,10 +181,26 @@ std::vector<backprop_core::Activation> parse_activations(const py::sequence& nam
     return acts;
 }
 
+// parse_activations, remembering the last tuple parsed: a tuple of str cannot change, and the
+// reference kept stops its id being reused. Called with the GIL held.
+std::vector<backprop_core::Activation> activations_of(const py::sequence& names) {
+    static auto* last = new py::object();  // held for the life of the process
+    static auto* parsed = new std::vector<backprop_core::Activation>();
+    const bool tuple = PyTuple_CheckExact(names.ptr());
+    if (tuple && last->ptr() == names.ptr()) return *parsed;
+    auto acts = parse_activations(names);
+    if (tuple) {
+        *last = py::reinterpret_borrow<py::object>(names);
+        *parsed = acts;
+    }
+    return acts;
+}
+
 template <class T> struct ToyArgs {
     std::vector<backprop_core::Activation> acts;
     backprop_core::ToyChain<T> chain;
-    py::array x, beta, omega;
+    In<T> x;
+    py::array beta, omega;
     size_t N;
     bool batched;
 };
@@ -168,9 +209,9 @@ template <class T>
 ToyArgs<T> toy_args(const py::handle& x, const py::handle& beta, const py::handle& omega,
                     const py::sequence& activations, double relu_grad_at_zero) {
     ToyArgs<T> a;
-    a.acts = parse_activations(activations);
+    a.acts = activations_of(activations);
     const size_t L = a.acts.size();
-    a.x = as_input<T>(x, "x");
+    a.x = input<T>(x, "x");
     a.beta = as_input<T>(beta, "beta");
     a.omega = as_input<T>(omega, "omega");
     if (a.x.ndim() > 1)
@@ -216,7 +257,7 @@ py::tuple toy_backward(const py::handle& x, const py::handle& y, const py::handl
                        const py::handle& omega, const py::sequence& activations,
                        double relu_grad_at_zero) {
     auto a = toy_args<T>(x, beta, omega, activations, relu_grad_at_zero);
-    auto ya = as_input<T>(y, "y");
+    auto ya = input<T>(y, "y");
     size_t y_stride = 1;
     if (ya.ndim() == 0)
         y_stride = 0;
@@ -243,7 +284,7 @@ py::tuple toy_gradients(const py::handle& x, const py::handle& y, const py::hand
                         const py::handle& omega, const py::sequence& activations,
                         double relu_grad_at_zero) {
     auto a = toy_args<T>(x, beta, omega, activations, relu_grad_at_zero);
-    auto ya = as_input<T>(y, "y");
+    auto ya = input<T>(y, "y");
     size_t y_stride = 1;
     if (ya.ndim() == 0)
         y_stride = 0;
@@ -252,7 +293,7 @@ py::tuple toy_gradients(const py::handle& x, const py::handle& y, const py::hand
                     shape_str(ya));
     const size_t L = a.chain.L;
     auto dl_dbeta = empty<T>({py::ssize_t(L + 1)}), dl_domega = empty<T>({py::ssize_t(L + 1)});
-    const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+    static const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
     T loss;
     {
         ReleaseGil release(40.0 * a.N * (L + 1));
@@ -331,7 +372,7 @@ template <class T> size_t batch_of(const py::array& x, const Net<T>& net, const 
 }
 
 // y broadcast against the output (D_o, N): returns element strides, 0 along broadcast axes.
-std::vector<size_t> y_strides(const py::array& y, size_t D_o, size_t N) {
+template <class Y> std::vector<size_t> y_strides(const Y& y, size_t D_o, size_t N) {
     const std::string expected = "a scalar or an array broadcastable to " + shape_str({D_o, N});
     if (y.ndim() > 2) value_error("y: expected " + expected + ", got shape " + shape_str(y));
     size_t shape[2] = {1, 1};
@@ -430,7 +471,7 @@ py::tuple backward(const py::sequence& all_weights, const py::sequence& all_bias
         keep.push_back(std::move(ha));
         keep.push_back(std::move(fa));
     }
-    auto ya = as_input<T>(y, "y");
+    auto ya = input<T>(y, "y");
     const auto ys = y_strides(ya, net.dims[layers], N);
     const auto view = net.view(checked_relu_grad(relu_grad_at_zero));
     auto g = allocate_grads(net);
@@ -477,7 +518,7 @@ py::tuple gradients(const py::handle& net_input, const py::handle& y,
     auto net = net_args<T>(all_weights, all_biases);
     auto x = as_input<T>(net_input, "net_input");
     const size_t N = batch_of(x, net, "net_input");
-    auto ya = as_input<T>(y, "y");
+    auto ya = input<T>(y, "y");
     const auto ys = y_strides(ya, net.dims[net.K + 1], N);
     const auto view = net.view(checked_relu_grad(relu_grad_at_zero));
     auto g = allocate_grads(net);
@@ -753,7 +794,7 @@ class NativeMLP {
             value_error("net_input: expected shape (" + std::to_string(dims_[0]) +
                         ", N), got shape " + shape_str(x));
         const size_t N = size_t(x.shape(1));
-        auto ya = as_input<T>(y, "y");
+        auto ya = input<T>(y, "y");
         const auto ys = y_strides(ya, dims_[K_ + 1], N);
         const auto view = net.view(checked_relu_grad(c));
         Grads<T> g = out.is_none() ? allocate_grads(net) : grads_into(net, out);

@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 import pickle
 
+import backprop_core as bc
 import numpy as np
 import pytest
 from _helpers import assert_all_close, assert_close
-
-import backprop_core as bc
 from backprop_core import reference as ref
 from backprop_core.examples import mlp_example, toy_example
 

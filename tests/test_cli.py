@@ -11,7 +11,6 @@ import types
 from pathlib import Path
 
 import pytest
-
 from backprop_core import _walkthrough
 from backprop_core.__main__ import main
 

@@ -14,9 +14,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 import backprop_core as bc
+import pytest
 from backprop_core import reference
 
 INCOMPLETE: set[str] = set()  # functions known to lack the sections: none

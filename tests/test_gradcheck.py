@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import backprop_core as bc
 import numpy as np
 import pytest
-
-import backprop_core as bc
 from backprop_core.examples import mlp_example, toy_example
 
 

@@ -7,10 +7,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import backprop_core as bc
 import numpy as np
 import pytest
-
-import backprop_core as bc
 from backprop_core.examples import mlp_example, toy_example
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import backprop_core as bc
 import numpy as np
 import pytest
 from _helpers import RTOL, assert_all_close, assert_close, central_difference
-
-import backprop_core as bc
 from backprop_core import reference as ref
 from backprop_core.examples import mlp_example
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pickle
 from concurrent.futures import ThreadPoolExecutor
 
+import backprop_core as bc
 import numpy as np
 import pytest
-
-import backprop_core as bc
 from backprop_core.examples import mlp_example
 
 

@@ -13,14 +13,13 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.image import AxesImage, imread  # noqa: E402
-from matplotlib.text import Text  # noqa: E402
-
 import backprop_core as bc  # noqa: E402
 from backprop_core import plot  # noqa: E402
 from backprop_core._walkthrough import TOY_NOTEBOOK  # noqa: E402
 from backprop_core.examples import mlp_example, toy_example  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.image import AxesImage, imread  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
 
 ACTIVATIONS = ["identity", "sin", "cos", "exp", "tanh", "sigmoid", "relu"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -3,16 +3,15 @@ oracle for the toy chain."""
 
 from __future__ import annotations
 
+import backprop_core as bc
 import mpmath
 import numpy as np
 from _helpers import RTOL, assert_all_close, assert_close
-from hypothesis import assume, given
+from backprop_core import reference as ref
+from hypothesis import given
 from hypothesis import strategies as st
 from test_mlp import _scales as mlp_scales
 from test_toy import _scales as toy_scales
-
-import backprop_core as bc
-from backprop_core import reference as ref
 
 ALL = ("identity", "sin", "cos", "exp", "tanh", "sigmoid", "relu")
 dtypes = st.sampled_from([np.float32, np.float64])

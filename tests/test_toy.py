@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 
+import backprop_core as bc
 import numpy as np
 import pytest
 from _helpers import RTOL, assert_close, central_difference
-
-import backprop_core as bc
 from backprop_core import reference as ref
 from backprop_core.examples import toy_example
 

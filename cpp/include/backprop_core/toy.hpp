@@ -26,6 +26,26 @@ template <class T> struct ToyChain {
     T relu_grad_at_zero = T(1);
 };
 
+// h = a(f) over n samples; sin, cos and exp go through the vector math functions.
+template <class T> void activate_block(Activation a, const T* f, T* h, std::size_t n) {
+    if (a == Activation::sin) return vfunc(VFunc::sin, f, h, n);
+    if (a == Activation::cos) return vfunc(VFunc::cos, f, h, n);
+    if (a == Activation::exp) return vfunc(VFunc::exp, f, h, n);
+    for (std::size_t i = 0; i < n; ++i) h[i] = activate(a, f[i]);
+}
+
+// t = dh/df over n samples, given f and h = a(f).
+template <class T>
+void activate_grad_block(Activation a, const T* f, const T* h, T* t, std::size_t n, T relu0) {
+    if (a == Activation::sin) return vfunc(VFunc::cos, f, t, n);
+    if (a == Activation::cos) {
+        vfunc(VFunc::sin, f, t, n);
+        for (std::size_t i = 0; i < n; ++i) t[i] = -t[i];
+        return;
+    }
+    for (std::size_t i = 0; i < n; ++i) t[i] = activate_grad(a, f[i], h[i], relu0);
+}
+
 // Forward pass: fills f (L+1, N) and h (L, N).
 template <class T>
 void toy_forward(const ToyChain<T>& c, const T* x, std::size_t N, T* f, T* h) {
@@ -36,10 +56,8 @@ void toy_forward(const ToyChain<T>& c, const T* x, std::size_t N, T* f, T* h) {
         const T* f_prev = f + (k - 1) * N;
         T* h_k = h + (k - 1) * N;
         T* f_k = f + k * N;
-        for (std::size_t n = 0; n < N; ++n) {
-            h_k[n] = activate(a, f_prev[n]);
-            f_k[n] = c.beta[k] + c.omega[k] * h_k[n];
-        }
+        activate_block(a, f_prev, h_k, N);
+        for (std::size_t n = 0; n < N; ++n) f_k[n] = c.beta[k] + c.omega[k] * h_k[n];
     }
 }
 
@@ -74,9 +92,10 @@ T toy_backward(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_strid
         const T* f_prev = f + (k - 1) * N;
         T* dh = dl_dh + (k - 1) * N;
         T* g_prev = dl_df + (k - 1) * N;
+        activate_grad_block(a, f_prev, in_k, g_prev, N, c.relu_grad_at_zero);  // dh_k/df_{k-1}
         for (std::size_t n = 0; n < N; ++n) {
-            dh[n] = c.omega[k] * g_k[n];                                               // df_k/dh_k
-            g_prev[n] = activate_grad(a, f_prev[n], in_k[n], c.relu_grad_at_zero) * dh[n];  // dh_k/df_{k-1}
+            dh[n] = c.omega[k] * g_k[n];  // df_k/dh_k
+            g_prev[n] *= dh[n];
         }
     }
     return T(loss);
@@ -90,32 +109,12 @@ struct ToySums {
     std::vector<double> dbeta, domega;
 };
 
-// h = a(f) over n samples; sin, cos and exp go through the vector math functions.
-template <class T> void activate_block(Activation a, const T* f, T* h, std::size_t n) {
-    if (a == Activation::sin) return vfunc(VFunc::sin, f, h, n);
-    if (a == Activation::cos) return vfunc(VFunc::cos, f, h, n);
-    if (a == Activation::exp) return vfunc(VFunc::exp, f, h, n);
-    for (std::size_t i = 0; i < n; ++i) h[i] = activate(a, f[i]);
-}
-
-// t = dh/df over n samples, given f and h = a(f).
-template <class T>
-void activate_grad_block(Activation a, const T* f, const T* h, T* t, std::size_t n, T relu0) {
-    if (a == Activation::sin) return vfunc(VFunc::cos, f, t, n);
-    if (a == Activation::cos) {
-        vfunc(VFunc::sin, f, t, n);
-        for (std::size_t i = 0; i < n; ++i) t[i] = -t[i];
-        return;
-    }
-    for (std::size_t i = 0; i < n; ++i) t[i] = activate_grad(a, f[i], h[i], relu0);
-}
-
 // The chain's forward and backward pass over samples [begin, end), a cache-sized block at a time,
 // keeping only the sums.
 template <class T>
 ToySums toy_sums(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_stride,
                  std::size_t begin, std::size_t end) {
-    constexpr std::size_t B = 256;
+    const std::size_t B = std::min<std::size_t>(256, std::max<std::size_t>(1, end - begin));
     const std::size_t L = c.L;
     ToySums s;
     s.dbeta.assign(L + 1, 0.0);
@@ -169,6 +168,7 @@ T toy_gradients(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_stri
     const std::size_t parts = std::max<std::size_t>(1, std::min<std::size_t>(threads, N / per));
     std::vector<ToySums> sums(parts);
     std::vector<std::thread> pool;
+    pool.reserve(parts - 1);
     for (std::size_t p = 1; p < parts; ++p)
         pool.emplace_back([&, p] {
             sums[p] = toy_sums(c, x, y, y_stride, N * p / parts, N * (p + 1) / parts);
