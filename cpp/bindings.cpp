@@ -522,8 +522,10 @@ py::tuple gradients(const py::handle& net_input, const py::handle& y,
     const auto ys = y_strides(ya, net.dims[net.K + 1], N);
     const auto view = net.view(checked_relu_grad(relu_grad_at_zero));
     auto g = allocate_grads(net);
-    std::vector<T> store;
+    // Scratch kept per thread between calls: no allocation (and no page faults) per call.
+    thread_local std::vector<T> store;
     const T loss = run_gradients(view, data<T>(x), N, data<T>(ya), ys.data(), g, store);
+    if (store.size() > (size_t(1) << 27)) std::vector<T>().swap(store);  // keep at most 1 GiB
     return py::make_tuple(scalar(loss), g.dW, g.db);
 }
 

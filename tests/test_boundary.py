@@ -224,6 +224,15 @@ def test_huge_broadcast_inputs_raise_memory_error():
 # ----------------------------------------------------------------------------- inputs untouched
 
 
+def _arrays(obj) -> list:
+    """Every array inside nested tuples and lists."""
+    if isinstance(obj, np.ndarray):
+        return [obj]
+    if isinstance(obj, (tuple, list)):
+        return [a for item in obj for a in _arrays(item)]
+    return []
+
+
 def _digest(obj) -> str:
     return hashlib.sha256(pickle.dumps(obj)).hexdigest()
 
@@ -240,15 +249,18 @@ def test_no_public_call_modifies_its_inputs():
         (bc.backward, (W, b, f, h, y)),
         (bc.gradients, (x, y, W, b)),
         (bc.gradients, (x.astype(np.float32), y, W, b)),
+        (bc.MLP, (W, b)),
+        (bc.MLP(W, b).gradients, (x, y)),
+        (bc.MLP(W, b).forward, (x,)),
+        (lambda *a: bc.gradcheck(*a, beta=b[2][:, 0], omega=W[2][:, 0], activations=("tanh",)), (x[0], y[0])),
     ]
     for fn, args in calls:
         before = _digest(args)
         result = fn(*args)
-        assert _digest(args) == before, fn.__name__
+        assert _digest(args) == before, getattr(fn, "__name__", fn)
         # Results never alias the inputs.
-        arrays = [r for r in np.atleast_1d(result) if isinstance(r, np.ndarray)] if not isinstance(result, tuple) else []
-        for r in arrays:
-            for arg in args:
-                assert not (isinstance(arg, np.ndarray) and np.shares_memory(r, arg))
+        for r in _arrays(result):
+            for arg in _arrays(args):
+                assert not np.shares_memory(r, arg), getattr(fn, "__name__", fn)
     out, f2, h2 = bc.forward(x, W, b)
     assert not np.shares_memory(h2[0], x)

@@ -22,12 +22,20 @@ def _calls():
     e = toy_example()
     m = mlp_example()
     _, f, h = bc.forward(m.net_input, m.all_weights, m.all_biases)
+    model = bc.MLP(m.all_weights, m.all_biases)
+    out = ([np.empty_like(w) for w in m.all_weights], [np.empty_like(b) for b in m.all_biases])
     return {
         "toy_forward": lambda: bc.toy_forward(e.x, e.beta, e.omega),
         "toy_backward": lambda: bc.toy_backward(e.x, e.y, e.beta, e.omega),
         "forward": lambda: bc.forward(m.net_input, m.all_weights, m.all_biases),
         "backward": lambda: bc.backward(m.all_weights, m.all_biases, f, h, m.y),
         "gradients": lambda: bc.gradients(m.net_input, m.y, m.all_weights, m.all_biases),
+        "toy_gradients": lambda: bc.toy_gradients(e.x, e.y, e.beta, e.omega),
+        "MLP.gradients": lambda: model.gradients(m.net_input, m.y),
+        "MLP.gradients out": lambda: model.gradients(m.net_input, m.y, out=out),
+        "MLP.forward": lambda: model.forward(m.net_input),
+        "MLP()": lambda: bc.MLP(m.all_weights, m.all_biases),
+        "converted": lambda: bc.gradients(m.net_input.tolist(), 30, m.all_weights, m.all_biases),
         "bad input": lambda: pytest.raises(ValueError, bc.gradients, m.net_input, m.y, m.all_weights, m.all_biases[:2]),
     }
 

@@ -750,7 +750,7 @@ def time_workload(w: Workload, timed: list[Contestant], rows: list[Row], opts: O
         # slowest contestants (compiles happened at construction, so the first call is warm).
         row.number = 1 if row.first >= opts.target else calibrate(c.run, opts.target)
     for r in range(opts.repeat):
-        progress(f"{w.name}: round {r + 1}/{opts.repeat}")
+        BAR.step(f"{w.name}: round {r + 1}/{opts.repeat}")
         # Rotating the order each round spreads any position effect (a cache warmed or
         # trashed by the previous contestant) over everyone.
         shift = r % len(timed)
@@ -761,7 +761,7 @@ def time_workload(w: Workload, timed: list[Contestant], rows: list[Row], opts: O
 
 
 def run_workload(w: Workload, opts: Options) -> list[Row]:
-    progress(f"{w.name}: checking gradients against the reference ...")
+    BAR.step(f"{w.name}: checking gradients against the reference")
     timed, rows = check_contestants(w)
     w.notes += [c.note for c in w.contestants if c.note]
     if timed:
@@ -778,6 +778,29 @@ def run_workload(w: Workload, opts: Options) -> list[Row]:
 
 def progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+class ProgressBar:
+    """``[#####.....] 12/40 mlp1: round 3/7`` on standard error: redrawn in place on a terminal,
+    a line per step otherwise (so logs stay readable)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+
+    def step(self, msg: str) -> None:
+        self.done += 1
+        width = 30
+        filled = width * min(self.done, self.total) // max(self.total, 1)
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {msg}"
+        if sys.stderr.isatty():
+            end = "\n" if self.done >= self.total else ""
+            print("\r" + line.ljust(100), end=end, file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
+BAR = ProgressBar()
 
 
 def fmt_time(s: float | None) -> str:
@@ -1060,6 +1083,7 @@ def main(
         compile_timeout=args.compile_timeout,
     )
     results = []
+    BAR.total = len(args.workloads) * (opts.repeat + 1)
     for name in args.workloads:
         w = BUILDERS[name](opts)
         rows = run_workload(w, opts)

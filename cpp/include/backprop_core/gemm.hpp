@@ -7,6 +7,8 @@
 #include <climits>
 #include <cstddef>
 
+#include "activations.hpp"
+
 #if defined(BACKPROP_CORE_CBLAS)
 #include <cblas.h>  // scipy-openblas32: symbols carry a scipy_ prefix
 #endif
@@ -46,21 +48,37 @@ inline void cblas_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size
 }
 #endif
 
-// out (M, N) = W (M, D) in (D, N) + b (M)
+// out (M, N) = W (M, D) in (D, N) + b (M), and relu_out = ReLU(out) when relu_out is not null
+// (fused into the pass that adds the bias).
 template <class T>
 void affine(const T* W, const T* b, const T* in, std::size_t M, std::size_t D, std::size_t N,
-            T* out) {
-    for (std::size_t i = 0; i < M; ++i) std::fill(out + i * N, out + (i + 1) * N, b[i]);
+            T* out, T* relu_out = nullptr) {
 #if defined(BACKPROP_CORE_CBLAS)
-    if (use_blas(M, N, D)) return cblas_gemm(false, false, M, N, D, W, D, in, N, T(1), out);
+    if (use_blas(M, N, D)) {
+        cblas_gemm(false, false, M, N, D, W, D, in, N, T(0), out);
+        for (std::size_t i = 0; i < M; ++i) {
+            T* row = out + i * N;
+            const T bias = b[i];
+            if (relu_out) {
+                T* h = relu_out + i * N;
+                for (std::size_t n = 0; n < N; ++n) h[n] = relu(row[n] += bias);
+            } else {
+                for (std::size_t n = 0; n < N; ++n) row[n] += bias;
+            }
+        }
+        return;
+    }
 #endif
     for (std::size_t i = 0; i < M; ++i) {
         T* row = out + i * N;
+        std::fill(row, row + N, b[i]);
         for (std::size_t d = 0; d < D; ++d) {
             const T w = W[i * D + d];
             const T* src = in + d * N;
             for (std::size_t n = 0; n < N; ++n) row[n] += w * src[n];
         }
+        if (relu_out)
+            for (std::size_t n = 0; n < N; ++n) relu_out[i * N + n] = relu(row[n]);
     }
 }
 

@@ -27,9 +27,11 @@ void mlp_forward(const MLPView<T>& net, const T* x, std::size_t N, T* const* f, 
     const T* in = x;
     for (std::size_t k = 0; k <= net.K; ++k) {
         const std::size_t M = net.dims[k + 1], D = net.dims[k];
-        affine(net.weights[k], net.biases[k], in, M, D, N, f[k]);
-        if (k == net.K) break;
-        for (std::size_t j = 0; j < M * N; ++j) h[k + 1][j] = relu(f[k][j]);
+        if (k == net.K) {
+            affine(net.weights[k], net.biases[k], in, M, D, N, f[k]);
+            break;
+        }
+        affine(net.weights[k], net.biases[k], in, M, D, N, f[k], h[k + 1]);
         in = h[k + 1];
     }
 }
