@@ -525,6 +525,24 @@ def mlp_workload(
         "backprop_core has no MLP in this build",
         native=True,
     )
+
+    def make_model_out() -> Contestant:
+        model = model_cls(weights, biases)
+        out = ([np.empty_like(W) for W in weights], [np.empty_like(b) for b in biases])
+        return Contestant(
+            "backprop_core.MLP (out=)",
+            lambda: model.gradients(x, y, out=out),
+            lambda r: [np.array(a) for a in (*r[1], *r[2])],  # copies: the buffers are reused
+            native=True,
+        )
+
+    add(
+        w,
+        "backprop_core.MLP (out=)",
+        if_loaded(model_cls, make_model_out),
+        "backprop_core has no MLP in this build",
+        native=True,
+    )
     contestants.append(
         Contestant(
             "numpy (notebook 7.2 cells)",

@@ -1,5 +1,5 @@
-// sin, cos and exp over arrays: glibc's vector math library (libmvec, AVX2 variants) where the
-// build has it and the CPU runs it, chosen at run time; the scalar functions otherwise. libmvec's
+// sin, cos and exp over arrays: glibc's vector math library (libmvec, AVX-512 or AVX2 variants)
+// where the build has it and the CPU runs it, chosen at run time; the scalar functions otherwise. libmvec's
 // results are within 4 ulp, not always the correctly rounded ones.
 #pragma once
 
@@ -15,6 +15,12 @@ __m256d _ZGVdN4v_exp(__m256d);
 __m256 _ZGVdN8v_sinf(__m256);
 __m256 _ZGVdN8v_cosf(__m256);
 __m256 _ZGVdN8v_expf(__m256);
+__m512d _ZGVeN8v_sin(__m512d);
+__m512d _ZGVeN8v_cos(__m512d);
+__m512d _ZGVeN8v_exp(__m512d);
+__m512 _ZGVeN16v_sinf(__m512);
+__m512 _ZGVeN16v_cosf(__m512);
+__m512 _ZGVeN16v_expf(__m512);
 }
 #define BACKPROP_CORE_VMATH 1
 #endif
@@ -36,6 +42,35 @@ template <class T> inline T scalar_func(VFunc fn, T v) {
 inline bool cpu_has_avx2() {
     static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     return yes;
+}
+
+inline bool cpu_has_avx512() {
+    static const bool yes = __builtin_cpu_supports("avx512f");
+    return yes;
+}
+
+__attribute__((target("avx512f"))) inline void vfunc_avx512(VFunc fn, const double* in,
+                                                            double* out, std::size_t n) {
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m512d v = _mm512_loadu_pd(in + i);
+        _mm512_storeu_pd(out + i, fn == VFunc::sin   ? _ZGVeN8v_sin(v)
+                                  : fn == VFunc::cos ? _ZGVeN8v_cos(v)
+                                                     : _ZGVeN8v_exp(v));
+    }
+    for (; i < n; ++i) out[i] = scalar_func(fn, in[i]);
+}
+
+__attribute__((target("avx512f"))) inline void vfunc_avx512(VFunc fn, const float* in, float* out,
+                                                            std::size_t n) {
+    std::size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(in + i);
+        _mm512_storeu_ps(out + i, fn == VFunc::sin   ? _ZGVeN16v_sinf(v)
+                                  : fn == VFunc::cos ? _ZGVeN16v_cosf(v)
+                                                     : _ZGVeN16v_expf(v));
+    }
+    for (; i < n; ++i) out[i] = scalar_func(fn, in[i]);
 }
 
 __attribute__((target("avx2,fma"))) inline void vfunc_avx2(VFunc fn, const double* in,
@@ -66,6 +101,7 @@ __attribute__((target("avx2,fma"))) inline void vfunc_avx2(VFunc fn, const float
 // out[i] = fn(in[i]) for i < n (in and out may be the same array).
 template <class T> inline void vfunc(VFunc fn, const T* in, T* out, std::size_t n) {
 #if defined(BACKPROP_CORE_VMATH)
+    if (cpu_has_avx512()) return vfunc_avx512(fn, in, out, n);
     if (cpu_has_avx2()) return vfunc_avx2(fn, in, out, n);
 #endif
     for (std::size_t i = 0; i < n; ++i) out[i] = scalar_func(fn, in[i]);
