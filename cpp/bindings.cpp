@@ -232,6 +232,16 @@ ToyArgs<T> toy_args(const py::handle& x, const py::handle& beta, const py::handl
     return a;
 }
 
+// The targets: a scalar (stride 0) or one per sample of x (stride 1).
+template <class T> In<T> toy_target(const py::handle& y, const ToyArgs<T>& a, size_t& stride) {
+    auto ya = input<T>(y, "y");
+    stride = ya.ndim() == 0 ? 0 : 1;
+    if (stride && (!a.batched || ya.ndim() != 1 || size_t(ya.shape(0)) != a.N))
+        value_error("y: expected a scalar or the shape of x " + shape_str(a.x) + ", got shape " +
+                    shape_str(ya));
+    return ya;
+}
+
 // Stage arrays: (rows,) for a scalar x, (rows, N) for a batch.
 template <class T> py::array_t<T> stage_array(size_t rows, const ToyArgs<T>& a) {
     if (a.batched) return empty<T>({py::ssize_t(rows), py::ssize_t(a.N)});
@@ -257,13 +267,8 @@ py::tuple toy_backward(const py::handle& x, const py::handle& y, const py::handl
                        const py::handle& omega, const py::sequence& activations,
                        double relu_grad_at_zero) {
     auto a = toy_args<T>(x, beta, omega, activations, relu_grad_at_zero);
-    auto ya = input<T>(y, "y");
-    size_t y_stride = 1;
-    if (ya.ndim() == 0)
-        y_stride = 0;
-    else if (!a.batched || ya.ndim() != 1 || size_t(ya.shape(0)) != a.N)
-        value_error("y: expected a scalar or the shape of x " + shape_str(a.x) + ", got shape " +
-                    shape_str(ya));
+    size_t y_stride;
+    auto ya = toy_target<T>(y, a, y_stride);
     const size_t L = a.chain.L;
     auto f = stage_array<T>(L + 1, a), dl_df = stage_array<T>(L + 1, a);
     auto h = stage_array<T>(L, a), dl_dh = stage_array<T>(L, a);
@@ -284,13 +289,8 @@ py::tuple toy_gradients(const py::handle& x, const py::handle& y, const py::hand
                         const py::handle& omega, const py::sequence& activations,
                         double relu_grad_at_zero) {
     auto a = toy_args<T>(x, beta, omega, activations, relu_grad_at_zero);
-    auto ya = input<T>(y, "y");
-    size_t y_stride = 1;
-    if (ya.ndim() == 0)
-        y_stride = 0;
-    else if (!a.batched || ya.ndim() != 1 || size_t(ya.shape(0)) != a.N)
-        value_error("y: expected a scalar or the shape of x " + shape_str(a.x) + ", got shape " +
-                    shape_str(ya));
+    size_t y_stride;
+    auto ya = toy_target<T>(y, a, y_stride);
     const size_t L = a.chain.L;
     auto dl_dbeta = empty<T>({py::ssize_t(L + 1)}), dl_domega = empty<T>({py::ssize_t(L + 1)});
     static const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
@@ -614,33 +614,29 @@ py::object toy_forward_entry(const py::handle& x, const py::handle& beta, const 
     }
 }
 
-py::object toy_backward_entry(const py::handle& x, const py::handle& y, const py::handle& beta,
-                              const py::handle& omega, const py::handle& activations, double c) {
+// The toy chain's entries with targets: float32 or float64 by the fast path, else once through
+// the dtype policy.
+template <template <class> class Fn>
+py::object toy_entry(const py::handle& x, const py::handle& y, const py::handle& beta,
+                     const py::handle& omega, const py::handle& activations, double c) {
     auto acts = py::reinterpret_borrow<py::sequence>(activations);
     switch (call_kind({x, y, beta, omega})) {
-    case Kind::f32: return toy_backward<float>(x, y, beta, omega, acts, c);
-    case Kind::f64: return toy_backward<double>(x, y, beta, omega, acts, c);
+    case Kind::f32: return Fn<float>::call(x, y, beta, omega, acts, c);
+    case Kind::f64: return Fn<double>::call(x, y, beta, omega, acts, c);
     default: {
         auto v = normalize({"x", "y", "beta", "omega"}, {x, y, beta, omega});
         if (call_kind({v[0], v[1], v[2], v[3]}) == Kind::other) type_error("x: could not be converted");
-        return toy_backward_entry(v[0], v[1], v[2], v[3], activations, c);
+        return toy_entry<Fn>(v[0], v[1], v[2], v[3], activations, c);
     }
     }
 }
 
-py::object toy_gradients_entry(const py::handle& x, const py::handle& y, const py::handle& beta,
-                               const py::handle& omega, const py::handle& activations, double c) {
-    auto acts = py::reinterpret_borrow<py::sequence>(activations);
-    switch (call_kind({x, y, beta, omega})) {
-    case Kind::f32: return toy_gradients<float>(x, y, beta, omega, acts, c);
-    case Kind::f64: return toy_gradients<double>(x, y, beta, omega, acts, c);
-    default: {
-        auto v = normalize({"x", "y", "beta", "omega"}, {x, y, beta, omega});
-        if (call_kind({v[0], v[1], v[2], v[3]}) == Kind::other) type_error("x: could not be converted");
-        return toy_gradients_entry(v[0], v[1], v[2], v[3], activations, c);
-    }
-    }
-}
+template <class T> struct ToyBackwardFn {
+    template <class... A> static py::object call(A&&... a) { return toy_backward<T>(a...); }
+};
+template <class T> struct ToyGradientsFn {
+    template <class... A> static py::object call(A&&... a) { return toy_gradients<T>(a...); }
+};
 
 // Dispatches an MLP call: `singles` are named array arguments, then the layer lists.
 template <class F>
@@ -850,11 +846,11 @@ PYBIND11_MODULE(_core, m) {
     m.attr("blas") = backprop_core::blas_available();
     m.def("toy_forward", &toy_forward_entry, "x"_a, "beta"_a, "omega"_a, "activations"_a,
           "Forward pass of the toy chain: returns (f, h).");
-    m.def("toy_backward", &toy_backward_entry, "x"_a, "y"_a, "beta"_a, "omega"_a,
+    m.def("toy_backward", &toy_entry<ToyBackwardFn>, "x"_a, "y"_a, "beta"_a, "omega"_a,
           "activations"_a, "relu_grad_at_zero"_a,
           "Forward and backward pass of the toy chain: returns "
           "(loss, f, h, dl_df, dl_dh, dl_dbeta, dl_domega).");
-    m.def("toy_gradients", &toy_gradients_entry, "x"_a, "y"_a, "beta"_a, "omega"_a,
+    m.def("toy_gradients", &toy_entry<ToyGradientsFn>, "x"_a, "y"_a, "beta"_a, "omega"_a,
           "activations"_a, "relu_grad_at_zero"_a,
           "Loss and parameter gradients of the toy chain, no per-sample output: returns "
           "(loss, dl_dbeta, dl_domega).");
