@@ -23,11 +23,18 @@ REQUIRED = {
 }
 
 
-def missing_files(names: list[str]) -> list[str]:
+# Linux x86_64 and aarch64 builds link OpenBLAS from scipy-openblas32 and carry it beside the core.
+BLAS = {"backprop_core/libscipy_openblas*.so": "the vendored OpenBLAS the core loads"}
+
+
+def missing_files(names: list[str], wheel_name: str = "") -> list[str]:
     """The REQUIRED patterns that no name in ``names`` matches, described."""
+    required = dict(REQUIRED)
+    if "linux_x86_64" in wheel_name or "linux_aarch64" in wheel_name:
+        required.update(BLAS)
     return [
         f"{pattern} ({why})"
-        for pattern, why in REQUIRED.items()
+        for pattern, why in required.items()
         if not fnmatch.filter(names, pattern)
     ]
 
@@ -38,7 +45,7 @@ def check(wheel: Path) -> list[str]:
     print(wheel.name)
     for name in sorted(n for n in names if n.startswith("backprop_core/")):
         print(f"  {name}")
-    return missing_files(names)
+    return missing_files(names, wheel.name)
 
 
 def main(argv: list[str]) -> int:
