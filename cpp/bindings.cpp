@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <new>
@@ -305,11 +306,14 @@ py::tuple toy_gradients(const py::handle& x, const py::handle& y, const py::hand
 
 // ----------------------------------------------------------------------------- the MLP
 
-// Multiply-adds of one pass through layers of widths `dims` for N samples.
-double mlp_work(const std::vector<size_t>& dims, size_t N) {
+// Multiply-adds of one pass through layers of widths `dims` (`count` entries) for N samples.
+double mlp_work(const size_t* dims, size_t count, size_t N) {
     double w = 0;
-    for (size_t k = 0; k + 1 < dims.size(); ++k) w += double(dims[k]) * dims[k + 1] * N;
+    for (size_t k = 0; k + 1 < count; ++k) w += double(dims[k]) * dims[k + 1] * N;
     return w;
+}
+double mlp_work(const std::vector<size_t>& dims, size_t N) {
+    return mlp_work(dims.data(), dims.size(), N);
 }
 
 template <class T> struct Net {
@@ -372,13 +376,15 @@ template <class T> size_t batch_of(const py::array& x, const Net<T>& net, const 
 }
 
 // y broadcast against the output (D_o, N): returns element strides, 0 along broadcast axes.
-template <class Y> std::vector<size_t> y_strides(const Y& y, size_t D_o, size_t N) {
-    const std::string expected = "a scalar or an array broadcastable to " + shape_str({D_o, N});
-    if (y.ndim() > 2) value_error("y: expected " + expected + ", got shape " + shape_str(y));
+template <class Y> std::array<size_t, 2> y_strides(const Y& y, size_t D_o, size_t N) {
+    const auto fail = [&] {
+        value_error("y: expected a scalar or an array broadcastable to " + shape_str({D_o, N}) +
+                    ", got shape " + shape_str(y));
+    };
+    if (y.ndim() > 2) fail();
     size_t shape[2] = {1, 1};
     for (py::ssize_t i = 0; i < y.ndim(); ++i) shape[2 - y.ndim() + i] = size_t(y.shape(i));
-    if ((shape[0] != 1 && shape[0] != D_o) || (shape[1] != 1 && shape[1] != N))
-        value_error("y: expected " + expected + ", got shape " + shape_str(y));
+    if ((shape[0] != 1 && shape[0] != D_o) || (shape[1] != 1 && shape[1] != N)) fail();
     return {shape[0] == 1 ? 0 : shape[1], shape[1] == 1 ? 0 : 1};
 }
 
@@ -486,29 +492,40 @@ py::tuple backward(const py::sequence& all_weights, const py::sequence& all_bias
 
 // Forward and backward pass with the intermediates in `store` (grown as needed): f_k and h_{k+1}
 // for every layer, then the backward scratch. Releases the GIL around the core.
+// What a forward and backward pass needs besides its inputs and outputs, kept between calls.
+template <class T> struct Scratch {
+    std::vector<T> store;  // f_k and h_{k+1} for every layer, then the backward scratch
+    std::vector<size_t> offsets;
+    std::vector<const T*> f, h;
+    std::vector<T*> fw, hw;
+};
+
+// Forward and backward pass with the intermediates in `s` (grown as needed). Releases the GIL
+// around the core when the work repays it.
 template <class T>
 T run_gradients(const backprop_core::MLPView<T>& view, const T* x, size_t N, const T* y,
-                const size_t* ys, Grads<T>& g, std::vector<T>& store) {
+                const size_t* ys, Grads<T>& g, Scratch<T>& s) {
     const size_t K = view.K;
-    std::vector<size_t> offsets{0};
+    s.offsets.assign(1, 0);
     for (size_t k = 0; k <= K; ++k)
-        offsets.push_back(checked_add(offsets.back(), checked_mul(view.dims[k + 1], N)));
+        s.offsets.push_back(checked_add(s.offsets.back(), checked_mul(view.dims[k + 1], N)));
     size_t work = 0;
-    for (size_t k = 0; k <= K + 1; ++k) work = std::max(work, checked_mul(2, checked_mul(view.dims[k], N)));
-    const size_t need = checked_add(checked_mul(2, offsets.back()), work);
-    if (store.size() < need) store.resize(need);
-    std::vector<const T*> f, h{x};
-    std::vector<T*> fw, hw{nullptr};
+    for (size_t k = 0; k <= K + 1; ++k)
+        work = std::max(work, checked_mul(2, checked_mul(view.dims[k], N)));
+    const size_t total = s.offsets.back();
+    const size_t need = checked_add(checked_mul(2, total), work);
+    if (s.store.size() < need) s.store.resize(need);
+    s.f.clear(), s.h.assign(1, x), s.fw.clear(), s.hw.assign(1, nullptr);
     for (size_t k = 0; k <= K; ++k) {
-        fw.push_back(store.data() + offsets[k]);
-        hw.push_back(store.data() + offsets.back() + offsets[k]);
-        f.push_back(fw.back());
-        if (k) h.push_back(hw[k]);
+        s.fw.push_back(s.store.data() + s.offsets[k]);
+        s.hw.push_back(s.store.data() + total + s.offsets[k]);
+        s.f.push_back(s.fw.back());
+        if (k) s.h.push_back(s.hw[k]);
     }
-    ReleaseGil release(3 * mlp_work(std::vector<size_t>(view.dims, view.dims + K + 2), N));
-    backprop_core::mlp_forward(view, x, N, fw.data(), hw.data());
-    return backprop_core::mlp_backward(view, f.data(), h.data(), y, ys, N, g.w.data(), g.b.data(),
-                                       store.data() + 2 * offsets.back());
+    ReleaseGil release(3 * mlp_work(view.dims, K + 2, N));
+    backprop_core::mlp_forward(view, x, N, s.fw.data(), s.hw.data());
+    return backprop_core::mlp_backward(view, s.f.data(), s.h.data(), y, ys, N, g.w.data(),
+                                       g.b.data(), s.store.data() + 2 * total);
 }
 
 template <class T>
@@ -523,9 +540,10 @@ py::tuple gradients(const py::handle& net_input, const py::handle& y,
     const auto view = net.view(checked_relu_grad(relu_grad_at_zero));
     auto g = allocate_grads(net);
     // Scratch kept per thread between calls: no allocation (and no page faults) per call.
-    thread_local std::vector<T> store;
-    const T loss = run_gradients(view, data<T>(x), N, data<T>(ya), ys.data(), g, store);
-    if (store.size() > (size_t(1) << 27)) std::vector<T>().swap(store);  // keep at most 1 GiB
+    thread_local Scratch<T> scratch;
+    const T loss = run_gradients(view, data<T>(x), N, data<T>(ya), ys.data(), g, scratch);
+    if (scratch.store.size() > (size_t(1) << 27))  // keep at most 1 GiB between calls
+        std::vector<T>().swap(scratch.store);
     return py::make_tuple(scalar(loss), g.dW, g.db);
 }
 
@@ -674,11 +692,15 @@ py::object mlp_entry(const std::vector<std::pair<const char*, py::handle>>& sing
 // An MLP whose parameters live packed in native memory: W_0, b_0, W_1, b_1, ... One dtype, fixed
 // at construction. `weights` and `biases` are writeable views of that memory.
 template <class T> struct Packed {
-    std::vector<T> params, store;
+    std::vector<T> params;
+    Net<T> net;  // the layout, pointing into params
+    Scratch<T> scratch;
 };
 
 class NativeMLP {
   public:
+    NativeMLP(const NativeMLP&) = delete;  // its layout points into its own parameters
+    NativeMLP& operator=(const NativeMLP&) = delete;
     NativeMLP(const py::handle& all_weights, const py::handle& all_biases) {
         mlp_entry({}, {{"all_weights", all_weights}, {"all_biases", all_biases}},
                   [this](Kind k, const std::vector<py::handle>&, const std::vector<py::sequence>& s) {
@@ -738,6 +760,13 @@ class NativeMLP {
             std::copy_n(net.w[k], dims_[k + 1] * dims_[k], p.params.data() + w_off_[k]);
             std::copy_n(net.b[k], dims_[k + 1], p.params.data() + b_off_[k]);
         }
+        p.net.K = K_;
+        p.net.dims = dims_;
+        p.net.bias_is_column = column_;
+        for (size_t k = 0; k <= K_; ++k) {
+            p.net.w.push_back(p.params.data() + w_off_[k]);
+            p.net.b.push_back(p.params.data() + b_off_[k]);
+        }
     }
 
     template <class T> Packed<T>& packed() {
@@ -779,14 +808,7 @@ class NativeMLP {
     template <class T>
     py::tuple gradients_of(const py::object& net_input, const py::object& y, double c,
                            const py::handle& out, Packed<T>& p) {
-        Net<T> net;
-        net.K = K_;
-        net.dims = dims_;
-        net.bias_is_column = column_;
-        for (size_t k = 0; k <= K_; ++k) {
-            net.w.push_back(p.params.data() + w_off_[k]);
-            net.b.push_back(p.params.data() + b_off_[k]);
-        }
+        const Net<T>& net = p.net;
         auto x = as_input<T>(net_input, "net_input");
         if (x.ndim() != 2 || size_t(x.shape(0)) != dims_[0])
             value_error("net_input: expected shape (" + std::to_string(dims_[0]) +
@@ -803,7 +825,7 @@ class NativeMLP {
                 py::gil_scoped_release release;
                 lock.lock();  // with the GIL released: no deadlock with the caller holding it
             }
-            loss = run_gradients(view, data<T>(x), N, data<T>(ya), ys.data(), g, p.store);
+            loss = run_gradients(view, data<T>(x), N, data<T>(ya), ys.data(), g, p.scratch);
         }
         if (!out.is_none())  // the caller's own lists, now filled
             return py::make_tuple(scalar(loss), py::handle(PyTuple_GET_ITEM(out.ptr(), 0)),
