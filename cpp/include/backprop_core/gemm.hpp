@@ -8,6 +8,7 @@
 #include <cstddef>
 
 #include "activations.hpp"
+#include "parallel.hpp"
 
 #if defined(BACKPROP_CORE_CBLAS)
 #include <cblas.h>  // scipy-openblas32: symbols carry a scipy_ prefix
@@ -56,16 +57,18 @@ void affine(const T* W, const T* b, const T* in, std::size_t M, std::size_t D, s
 #if defined(BACKPROP_CORE_CBLAS)
     if (use_blas(M, N, D)) {
         cblas_gemm(false, false, M, N, D, W, D, in, N, T(0), out);
-        for (std::size_t i = 0; i < M; ++i) {
-            T* row = out + i * N;
-            const T bias = b[i];
-            if (relu_out) {
-                T* h = relu_out + i * N;
-                for (std::size_t n = 0; n < N; ++n) h[n] = relu(row[n] += bias);
-            } else {
-                for (std::size_t n = 0; n < N; ++n) row[n] += bias;
+        for_rows(M, N, [&](std::size_t i0, std::size_t i1) {
+            for (std::size_t i = i0; i < i1; ++i) {
+                T* row = out + i * N;
+                const T bias = b[i];
+                if (relu_out) {
+                    T* h = relu_out + i * N;
+                    for (std::size_t n = 0; n < N; ++n) h[n] = relu(row[n] += bias);
+                } else {
+                    for (std::size_t n = 0; n < N; ++n) row[n] += bias;
+                }
             }
-        }
+        });
         return;
     }
 #endif
@@ -82,15 +85,30 @@ void affine(const T* W, const T* b, const T* in, std::size_t M, std::size_t D, s
     }
 }
 
-// dW (M, D) = g (M, N) in^T, db (M) = g summed over samples
-template <class T>
-void affine_param_grads(const T* g, const T* in, std::size_t M, std::size_t D, std::size_t N,
-                        T* dW, T* db) {
-    for (std::size_t i = 0; i < M; ++i) {
-        double bias = 0;  // df/db = 1
-        for (std::size_t n = 0; n < N; ++n) bias += g[i * N + n];
-        db[i] = T(bias);
+// The sum of row[0..N) in double, in four interleaved partial sums (so the additions do not
+// wait on each other), combined in a fixed order.
+template <class T> double sum_row(const T* row, std::size_t N) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    std::size_t n = 0;
+    for (; n + 4 <= N; n += 4) {
+        s0 += row[n];
+        s1 += row[n + 1];
+        s2 += row[n + 2];
+        s3 += row[n + 3];
     }
+    for (; n < N; ++n) s0 += row[n];
+    return (s0 + s1) + (s2 + s3);
+}
+
+// db (M) = g (M, N) summed over samples (df/db = 1)
+template <class T> void row_sums(const T* g, std::size_t M, std::size_t N, T* db) {
+    for (std::size_t i = 0; i < M; ++i) db[i] = T(sum_row(g + i * N, N));
+}
+
+// dW (M, D) = g (M, N) in^T
+template <class T>
+void affine_weight_grad(const T* g, const T* in, std::size_t M, std::size_t D, std::size_t N,
+                        T* dW) {
 #if defined(BACKPROP_CORE_CBLAS)
     if (use_blas(M, D, N)) return cblas_gemm(false, true, M, D, N, g, N, in, N, T(0), dW);
 #endif

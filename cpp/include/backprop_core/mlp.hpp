@@ -10,6 +10,7 @@
 
 #include "activations.hpp"
 #include "gemm.hpp"
+#include "parallel.hpp"
 
 namespace backprop_core {
 
@@ -57,15 +58,25 @@ T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, cons
             loss += 0.5 * double(diff) * diff;
             g[i * N + n] = diff;  // d 0.5 (f - y)^2 / df
         }
+    row_sums(g, dims[K + 1], N, db[K]);
     for (std::size_t k = K + 1; k-- > 0;) {
         const std::size_t M = dims[k + 1], D = dims[k];
-        affine_param_grads(g, h[k], M, D, N, dW[k], db[k]);  // dl/dW = dl/df h^T, dl/db
+        affine_weight_grad(g, h[k], M, D, N, dW[k]);  // dl/dW = dl/df h^T (dl/db is done)
         if (k == 0) break;
-        // dl/dh_k = W_k^T dl/df_k, then dl/df_{k-1} = ReLU'(f_{k-1}) * dl/dh_k
+        // dl/dh_k = W_k^T dl/df_k, then dl/df_{k-1} = ReLU'(f_{k-1}) * dl/dh_k, and in the same
+        // pass dl/db_{k-1}, its sum over samples
         affine_input_grad(net.weights[k], g, M, D, N, g_prev);
         const T* f_prev = f[k - 1];
-        for (std::size_t j = 0; j < D * N; ++j)
-            g_prev[j] *= relu_grad(f_prev[j], net.relu_grad_at_zero);
+        T* db_prev = db[k - 1];
+        const T c = net.relu_grad_at_zero;
+        for_rows(D, N, [&](std::size_t i0, std::size_t i1) {
+            for (std::size_t i = i0; i < i1; ++i) {
+                T* row = g_prev + i * N;
+                const T* fr = f_prev + i * N;
+                for (std::size_t n = 0; n < N; ++n) row[n] *= relu_grad(fr[n], c);
+                db_prev[i] = T(sum_row(row, N));  // while the row is still in cache
+            }
+        });
         std::swap(g, g_prev);
     }
     return T(loss);
