@@ -370,7 +370,8 @@ Net<T> net_args(const py::sequence& all_weights, const py::sequence& all_biases)
 template <class T> size_t batch_of(const py::array& x, const Net<T>& net, const std::string& name) {
     if (x.ndim() != 2 || size_t(x.shape(0)) != net.dims[0])
         value_error(name + ": expected shape (" + std::to_string(net.dims[0]) +
-                    ", N) to match all_weights[0] of shape " + shape_str(net.weights[0]) +
+                    ", N) to match all_weights[0] of shape " +
+                    shape_str({net.dims[1], net.dims[0]}) +
                     ", got shape " + shape_str(x));
     return size_t(x.shape(1));
 }
@@ -412,10 +413,7 @@ template <class T> Grads<T> allocate_grads(const Net<T>& net) {
     return g;
 }
 
-template <class T>
-py::tuple forward(const py::handle& net_input, const py::sequence& all_weights,
-                  const py::sequence& all_biases) {
-    auto net = net_args<T>(all_weights, all_biases);
+template <class T> py::tuple forward_net(const py::handle& net_input, const Net<T>& net) {
     auto x = as_input<T>(net_input, "net_input");
     const size_t N = batch_of(x, net, "net_input");
     py::list all_f, all_h;
@@ -436,6 +434,12 @@ py::tuple forward(const py::handle& net_input, const py::sequence& all_weights,
         backprop_core::mlp_forward(net.view(1.0), data<T>(x), N, f.data(), h.data());
     }
     return py::make_tuple(all_f[net.K], all_f, all_h);
+}
+
+template <class T>
+py::tuple forward(const py::handle& net_input, const py::sequence& all_weights,
+                  const py::sequence& all_biases) {
+    return forward_net<T>(net_input, net_args<T>(all_weights, all_biases));
 }
 
 double checked_relu_grad(double c) {
@@ -721,8 +725,7 @@ class NativeMLP {
 
     py::object forward(const py::handle& net_input) {
         auto x = model_input(net_input, "net_input");
-        py::list W = views(py::none(), true), b = views(py::none(), false);
-        return f32_ ? ::forward<float>(x, W, b) : ::forward<double>(x, W, b);
+        return f32_ ? forward_net<float>(x, p32_.net) : forward_net<double>(x, p64_.net);
     }
 
     py::object gradients(const py::handle& net_input, const py::handle& y, double c,

@@ -128,3 +128,10 @@ def test_threads_share_one_model():
     for r in results:
         assert r[0] == want[0]
         _same(r[1], want[1])
+
+
+def test_forward_checks_its_input():
+    _, _, W, b = _net()
+    m = bc.MLP(W, b)
+    with pytest.raises(ValueError, match=r"net_input: expected shape \(3, N\) to match all_weights\[0\] of shape \(7, 3\)"):
+        m.forward(np.ones((4, 2)))
