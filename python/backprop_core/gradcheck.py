@@ -38,6 +38,8 @@ TOLERANCES = {  # dtype: (eps, rtol, atol per unit of max(1, |loss|))
 
 @dataclass(frozen=True)
 class GradcheckRow:
+    """One parameter entry of a :class:`GradcheckReport`."""
+
     name: str
     value: float
     finite_difference: float
@@ -48,7 +50,26 @@ class GradcheckRow:
 
 @dataclass
 class GradcheckReport:
-    """The result of :func:`gradcheck`: one row per parameter entry."""
+    """The result of :func:`gradcheck`: one row per parameter entry.
+
+    Attributes
+    ----------
+    rows : list of GradcheckRow
+        Per entry: ``name`` (such as ``"beta[1]"``), ``value`` (supplied or native),
+        ``finite_difference``, ``abs_error``, ``rel_error`` and ``ok``.
+    loss : float
+        The loss at the checked parameters.
+    eps, rtol, atol : float
+        The step and tolerances used.
+    supplied : bool
+        Whether the checked gradients were supplied (else the native ones).
+    warnings : list of str
+        For example finite differences that straddle a ReLU kink.
+    ok : bool
+        Every row passed (also ``bool(report)``).
+    failures : list of str
+        The names of the rows that failed.
+    """
 
     rows: list[GradcheckRow]
     loss: float
