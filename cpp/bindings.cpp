@@ -155,11 +155,6 @@ template <class T> py::array_t<T> empty(std::vector<py::ssize_t> shape) {
     return py::array_t<T>(std::move(shape));
 }
 
-void require_ndim(const py::array& a, const std::string& name, py::ssize_t ndim,
-                  const std::string& expected) {
-    if (a.ndim() != ndim)
-        value_error(name + ": expected shape " + expected + ", got shape " + shape_str(a));
-}
 
 // ----------------------------------------------------------------------------- the toy chain
 
