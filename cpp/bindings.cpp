@@ -396,6 +396,8 @@ template <class T> size_t workspace_size(const Net<T>& net, size_t N) {
 
 template <class T> Grads<T> allocate_grads(const Net<T>& net) {
     Grads<T> g;
+    g.w.reserve(net.K + 1);
+    g.b.reserve(net.K + 1);
     for (size_t k = 0; k <= net.K; ++k) {
         auto dW = empty<T>({py::ssize_t(net.dims[k + 1]), py::ssize_t(net.dims[k])});
         auto db = net.bias_is_column[k] ? empty<T>({py::ssize_t(net.dims[k + 1]), 1})
@@ -836,6 +838,8 @@ class NativeMLP {
         if (!PyTuple_Check(out.ptr()) || PyTuple_GET_SIZE(out.ptr()) != 2)
             type_error("out: expected a pair (all_dl_dweights, all_dl_dbiases)");
         Grads<T> g;
+        g.w.reserve(K_ + 1);
+        g.b.reserve(K_ + 1);
         auto dW = as_list(PyTuple_GET_ITEM(out.ptr(), 0), "out[0]");
         auto db = as_list(PyTuple_GET_ITEM(out.ptr(), 1), "out[1]");
         if (dW.size() != K_ + 1 || db.size() != K_ + 1)

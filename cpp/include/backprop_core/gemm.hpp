@@ -72,6 +72,15 @@ void affine(const T* W, const T* b, const T* in, std::size_t M, std::size_t D, s
         return;
     }
 #endif
+    if (N == 1) {  // one sample: a dot product per row, no loop over samples to set up
+        for (std::size_t i = 0; i < M; ++i) {
+            T acc = b[i];
+            for (std::size_t d = 0; d < D; ++d) acc += W[i * D + d] * in[d];
+            out[i] = acc;
+            if (relu_out) relu_out[i] = relu(acc);
+        }
+        return;
+    }
     for (std::size_t i = 0; i < M; ++i) {
         T* row = out + i * N;
         std::fill(row, row + N, b[i]);
@@ -112,6 +121,11 @@ void affine_weight_grad(const T* g, const T* in, std::size_t M, std::size_t D, s
 #if defined(BACKPROP_CORE_CBLAS)
     if (use_blas(M, D, N)) return cblas_gemm(false, true, M, D, N, g, N, in, N, T(0), dW);
 #endif
+    if (N == 1) {  // one sample: an outer product
+        for (std::size_t i = 0; i < M; ++i)
+            for (std::size_t d = 0; d < D; ++d) dW[i * D + d] = T(double(g[i]) * in[d]);
+        return;
+    }
     for (std::size_t i = 0; i < M; ++i) {
         const T* g_i = g + i * N;
         for (std::size_t d = 0; d < D; ++d) {
@@ -131,6 +145,14 @@ void affine_input_grad(const T* W, const T* g, std::size_t M, std::size_t D, std
     if (use_blas(D, N, M)) return cblas_gemm(true, false, D, N, M, W, D, g, N, T(0), out);
 #endif
     std::fill(out, out + D * N, T(0));
+    if (N == 1) {  // one sample: out += g_i * W[i, :], row by row
+        for (std::size_t i = 0; i < M; ++i) {
+            const T gi = g[i];
+            const T* w = W + i * D;
+            for (std::size_t d = 0; d < D; ++d) out[d] += w[d] * gi;
+        }
+        return;
+    }
     for (std::size_t i = 0; i < M; ++i) {
         const T* g_i = g + i * N;
         for (std::size_t d = 0; d < D; ++d) {
