@@ -8,7 +8,6 @@
 #include <cstddef>
 
 #include "activations.hpp"
-#include "parallel.hpp"
 
 #if defined(BACKPROP_CORE_CBLAS)
 #include <cblas.h>  // scipy-openblas32: symbols carry a scipy_ prefix
@@ -57,18 +56,16 @@ void affine(const T* W, const T* b, const T* in, std::size_t M, std::size_t D, s
 #if defined(BACKPROP_CORE_CBLAS)
     if (use_blas(M, N, D)) {
         cblas_gemm(false, false, M, N, D, W, D, in, N, T(0), out);
-        for_rows(M, N, [&](std::size_t i0, std::size_t i1) {
-            for (std::size_t i = i0; i < i1; ++i) {
-                T* row = out + i * N;
-                const T bias = b[i];
-                if (relu_out) {
-                    T* h = relu_out + i * N;
-                    for (std::size_t n = 0; n < N; ++n) h[n] = relu(row[n] += bias);
-                } else {
-                    for (std::size_t n = 0; n < N; ++n) row[n] += bias;
-                }
+        for (std::size_t i = 0; i < M; ++i) {
+            T* row = out + i * N;
+            const T bias = b[i];
+            if (relu_out) {
+                T* h = relu_out + i * N;
+                for (std::size_t n = 0; n < N; ++n) h[n] = relu(row[n] += bias);
+            } else {
+                for (std::size_t n = 0; n < N; ++n) row[n] += bias;
             }
-        });
+        }
         return;
     }
 #endif

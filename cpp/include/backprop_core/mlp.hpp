@@ -10,7 +10,6 @@
 
 #include "activations.hpp"
 #include "gemm.hpp"
-#include "parallel.hpp"
 
 namespace backprop_core {
 
@@ -69,14 +68,12 @@ T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, cons
         const T* f_prev = f[k - 1];
         T* db_prev = db[k - 1];
         const T c = net.relu_grad_at_zero;
-        for_rows(D, N, [&](std::size_t i0, std::size_t i1) {
-            for (std::size_t i = i0; i < i1; ++i) {
-                T* row = g_prev + i * N;
-                const T* fr = f_prev + i * N;
-                for (std::size_t n = 0; n < N; ++n) row[n] *= relu_grad(fr[n], c);
-                db_prev[i] = T(sum_row(row, N));  // while the row is still in cache
-            }
-        });
+        for (std::size_t i = 0; i < D; ++i) {
+            T* row = g_prev + i * N;
+            const T* fr = f_prev + i * N;
+            for (std::size_t n = 0; n < N; ++n) row[n] *= relu_grad(fr[n], c);
+            db_prev[i] = T(sum_row(row, N));  // while the row is still in cache
+        }
         std::swap(g, g_prev);
     }
     return T(loss);
