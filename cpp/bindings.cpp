@@ -11,8 +11,6 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <ctime>
 #include <new>
 #include <memory>
 #include <mutex>
@@ -151,67 +149,6 @@ struct ReleaseGil {
     explicit ReleaseGil(double work) {
         if (work >= 20000) release.emplace();
     }
-};
-
-// How many threads OpenBLAS may use, chosen call by call from how busy the machine was during
-// the previous large call: a pool larger than the idle cores spins against the other programs (on
-// a loaded 2-core machine 2 threads took 142 ms a call where 1 took 82). Signals, on Linux:
-// process CPU time against wall time x threads (well below 1: our threads waited for cores), and
-// the machine's idle time from /proc/stat (a core idle while we ran on one: use more again).
-class PoliteBlas {
-  public:
-    explicit PoliteBlas(double work) : active_(backprop_core::blas_available() && work >= 1e7) {
-        if (!active_) return;
-        lock_ = std::unique_lock<std::mutex>(mutex());  // one large call sets the count at a time
-        threads_ = current();
-        backprop_core::set_blas_threads(threads_);
-        clock_gettime(CLOCK_MONOTONIC, &wall0_);
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0_);
-        idle0_ = idle_ticks(total0_);
-    }
-    ~PoliteBlas() {
-        if (!active_) return;
-        timespec wall1, cpu1;
-        clock_gettime(CLOCK_MONOTONIC, &wall1);
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
-        long long total1 = 0;
-        const long long idle1 = idle_ticks(total1);
-        const double wall = seconds(wall1) - seconds(wall0_), cpu = seconds(cpu1) - seconds(cpu0_);
-        const int most = int(std::max(1u, std::thread::hardware_concurrency()));
-        if (wall <= 0 || idle0_ < 0 || idle1 < 0 || total1 <= total0_) return;
-        const double idle = double(idle1 - idle0_) / double(total1 - total0_);
-        if (threads_ > 1 && cpu / (wall * threads_) < 0.7) current() = 1;
-        else if (threads_ < most && idle > 0.3) current() = most;
-    }
-
-  private:
-    static double seconds(const timespec& t) { return double(t.tv_sec) + 1e-9 * double(t.tv_nsec); }
-    // Idle (and iowait) ticks of all CPUs, and all ticks in `total`; -1 where /proc/stat is not.
-    static long long idle_ticks(long long& total) {
-        std::FILE* f = std::fopen("/proc/stat", "r");
-        if (!f) return -1;
-        long long v[8] = {0};
-        const int n = std::fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1],
-                                  &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
-        std::fclose(f);
-        if (n < 5) return -1;
-        total = 0;
-        for (long long x : v) total += x;
-        return v[3] + v[4];
-    }
-    static std::mutex& mutex() {
-        static auto* m = new std::mutex();
-        return *m;
-    }
-    static int& current() {
-        static int n = int(std::max(1u, std::thread::hardware_concurrency()));
-        return n;
-    }
-    bool active_;
-    int threads_ = 1;
-    long long idle0_ = -1, total0_ = 0;
-    std::unique_lock<std::mutex> lock_;
-    timespec wall0_{}, cpu0_{};
 };
 
 template <class T> py::array_t<T> empty(std::vector<py::ssize_t> shape) {
@@ -586,9 +523,7 @@ T run_gradients(const backprop_core::MLPView<T>& view, const T* x, size_t N, con
         s.f.push_back(s.fw.back());
         if (k) s.h.push_back(s.hw[k]);
     }
-    const double flops = 3 * mlp_work(view.dims, K + 2, N);
-    ReleaseGil release(flops);
-    PoliteBlas polite(flops);  // after the GIL is released: it may wait for another large call
+    ReleaseGil release(3 * mlp_work(view.dims, K + 2, N));
     backprop_core::mlp_forward(view, x, N, s.fw.data(), s.hw.data());
     return backprop_core::mlp_backward(view, s.f.data(), s.h.data(), y, ys, N, g.w.data(),
                                        g.b.data(), s.store.data() + 2 * total);

@@ -26,15 +26,6 @@ inline bool blas_available() {
 #endif
 }
 
-// The number of threads the BLAS may use from now on (nothing without a BLAS).
-inline void set_blas_threads(int n) {
-#if defined(BACKPROP_CORE_CBLAS)
-    scipy_openblas_set_num_threads(n);
-#else
-    (void)n;
-#endif
-}
-
 // CBLAS takes int sizes: anything from 2^31 up stays in the loops.
 inline bool use_blas(std::size_t M, std::size_t N, std::size_t K) {
     const std::size_t limit = std::size_t(INT_MAX);
