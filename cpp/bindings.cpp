@@ -1,9 +1,10 @@
 // The one bindings file: validates and converts Python arguments, allocates outputs with the GIL
 // held, and calls the core with the GIL released. No maths here.
 //
-// Array intake, stated once: every array argument must already be a C-contiguous numpy array of
-// the call's dtype (float32 or float64, all the same). The Python layer (backprop_core._api)
-// applies the dtype policy; here nothing is converted, so nothing is silently cast or copied.
+// Array intake, stated once: the core reads only C-contiguous arrays of the call's dtype (float32
+// or float64, all the same; Python floats are held by value). Arguments already like that go
+// straight through; anything else goes once through the dtype policy written in Python
+// (backprop_core._dtype.normalize), which converts safely or raises. Inputs are never written.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>

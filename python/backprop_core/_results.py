@@ -9,6 +9,9 @@ import numpy.typing as npt
 
 Array = npt.NDArray[np.floating]
 
+# Notebook 7.1's chain, the default everywhere (one tuple: the core remembers the last it parsed).
+NOTEBOOK_CHAIN = ("sin", "exp", "cos")
+
 
 class ToyForward(NamedTuple):
     """Forward pass of the toy chain.

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import _api
 from ._dtype import as_array, as_arrays, common_dtype, named_items
-from .reference import NOTEBOOK_CHAIN
+from ._results import NOTEBOOK_CHAIN
 
 TOLERANCES = {  # dtype: (eps, rtol, atol per unit of max(1, |loss|))
     np.dtype(np.float64): (1e-6, 1e-5, 1e-7),

@@ -12,10 +12,7 @@ from typing import Any
 import numpy as np
 
 from ._dtype import as_array, as_arrays, common_dtype, named_items
-from ._results import ToyBackward, ToyForward
-
-NOTEBOOK_CHAIN = ("sin", "exp", "cos")
-
+from ._results import NOTEBOOK_CHAIN, ToyBackward, ToyForward
 
 # ----------------------------------------------------------------------------- activations
 

@@ -15,8 +15,6 @@
 
 namespace backprop_core {
 
-// Sums over samples are kept in double, so float32 results round once at the end.
-template <class T> using accumulator_t = double;
 
 template <class T> struct ToyChain {
     const Activation* activations;  // L entries
@@ -68,12 +66,12 @@ template <class T>
 T toy_backward(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_stride, std::size_t N,
                const T* f, const T* h, T* dl_df, T* dl_dh, T* dl_dbeta, T* dl_domega) {
     const std::size_t L = c.L;
-    accumulator_t<T> loss = 0, dbeta = 0, domega = 0;
+    double loss = 0, dbeta = 0, domega = 0;  // sums in double: float32 rounds once, at the end
     const T* f_L = f + L * N;
     T* g_L = dl_df + L * N;
     for (std::size_t n = 0; n < N; ++n) {
         const T diff = f_L[n] - y[n * y_stride];
-        loss += accumulator_t<T>(diff) * diff;
+        loss += double(diff) * diff;
         g_L[n] = T(2) * diff;  // d(f - y)^2 / df
     }
     for (std::size_t k = L + 1; k-- > 0;) {
@@ -83,7 +81,7 @@ T toy_backward(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_strid
         domega = 0;
         for (std::size_t n = 0; n < N; ++n) {
             dbeta += g_k[n];                                  // df_k/dbeta_k = 1
-            domega += accumulator_t<T>(g_k[n]) * in_k[n];     // df_k/domega_k = h_k (x for k = 0)
+            domega += double(g_k[n]) * in_k[n];     // df_k/domega_k = h_k (x for k = 0)
         }
         dl_dbeta[k] = T(dbeta);
         dl_domega[k] = T(domega);
