@@ -17,7 +17,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -290,12 +289,11 @@ py::tuple toy_gradients(const py::handle& x, const py::handle& y, const py::hand
     auto ya = toy_target<T>(y, a, y_stride);
     const size_t L = a.chain.L;
     auto dl_dbeta = empty<T>({py::ssize_t(L + 1)}), dl_domega = empty<T>({py::ssize_t(L + 1)});
-    static const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
     T loss;
     {
         ReleaseGil release(40.0 * a.N * (L + 1));
         loss = backprop_core::toy_gradients(a.chain, data<T>(a.x), data<T>(ya), y_stride, a.N,
-                                            data(dl_dbeta), data(dl_domega), threads);
+                                            data(dl_dbeta), data(dl_domega));
     }
     return py::make_tuple(scalar(loss), dl_dbeta, dl_domega);
 }
@@ -869,6 +867,9 @@ class NativeMLP {
 PYBIND11_MODULE(_core, m) {
     m.doc() = "Native core of backprop_core (private: use the backprop_core package).";
     m.attr("blas") = backprop_core::blas_available();
+    m.def("threads", &backprop_core::parallel_threads,
+          "Threads the large passes may use, the caller's included (the CPUs this process may "
+          "run on, or BACKPROP_CORE_NUM_THREADS). Results do not depend on it.");
     m.def("toy_forward", &toy_forward_entry, "x"_a, "beta"_a, "omega"_a, "activations"_a,
           "Forward pass of the toy chain: returns (f, h).");
     m.def("toy_backward", &toy_entry<ToyBackwardFn>, "x"_a, "y"_a, "beta"_a, "omega"_a,

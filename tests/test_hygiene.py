@@ -109,3 +109,75 @@ def test_gil_is_released_during_native_compute():
     gaps = np.diff([start, *ticks])
     # Holding the GIL would freeze this loop for the whole call.
     assert gaps.max() < 0.5 * duration, (gaps.max(), duration)
+
+
+# Large enough that every product goes to BLAS in several tiles on the thread pool.
+_BIG_DIMS = [64, 600, 256, 10]
+_BIG_N = 1000
+
+
+def _big_jobs():
+    rng = np.random.default_rng(21)
+    jobs = []
+    for dtype in (np.float32, np.float64):
+        W = [rng.normal(size=(o, i)).astype(dtype) / np.sqrt(i) for i, o in zip(_BIG_DIMS, _BIG_DIMS[1:])]
+        b = [rng.normal(size=(o, 1)).astype(dtype) for o in _BIG_DIMS[1:]]
+        x = rng.normal(size=(_BIG_DIMS[0], _BIG_N)).astype(dtype)
+        y = rng.normal(size=(_BIG_DIMS[-1], _BIG_N)).astype(dtype)
+        jobs.append((x, y, W, b))
+    return jobs
+
+
+def _big_results() -> list[bytes]:
+    """Bytes of every result of large calls: MLP gradients and the toy chain over many samples."""
+    out = []
+    for x, y, W, b in _big_jobs():
+        loss, dW, db = bc.gradients(x, y, W, b)
+        out.append(np.asarray(loss).tobytes() + b"".join(a.tobytes() for a in dW + db))
+    e = toy_example()
+    xs = np.random.default_rng(5).uniform(-1, 1, 300_000)
+    loss, dbeta, domega = bc.toy_gradients(xs, 0.25, e.beta, e.omega)
+    out.append(np.asarray(loss).tobytes() + dbeta.tobytes() + domega.tobytes())
+    return out
+
+
+_CHILD = """
+import sys
+sys.path[:0] = {path!r}
+import test_hygiene, backprop_core._core as c
+assert c.threads() == {threads}, c.threads()
+sys.stdout.write(repr(test_hygiene._big_results()))
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 5])
+def test_results_do_not_depend_on_the_number_of_threads(threads):
+    import ast
+    import os
+    import subprocess
+
+    env = dict(os.environ, BACKPROP_CORE_NUM_THREADS=str(threads))
+    code = _CHILD.format(path=sys.path, threads=threads)
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert ast.literal_eval(run.stdout) == _big_results()
+
+
+def test_large_calls_from_many_threads_match_serial():
+    """Concurrent large calls share the pool (or run on their own thread): same bits."""
+    serial = _big_results()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for got in pool.map(lambda _: _big_results(), range(8)):
+            assert got == serial
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_forked_child_computes_the_same():
+    """After fork() the child has no pool workers; it must start its own, not wait forever."""
+    import multiprocessing
+
+    expected = _big_results()  # starts the pool in this process first
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(2) as pool:
+        got = pool.apply_async(_big_results).get(timeout=120)
+    assert got == expected

@@ -89,6 +89,10 @@ def gradients(net_input: typing.Any, y: typing.Any, all_weights: typing.Any, all
     """
     Loss and gradients of the ReLU MLP in one pass: returns (loss, all_dl_dweights, all_dl_dbiases).
     """
+def threads() -> int:
+    """
+    Threads the large passes may use, the caller's included (the CPUs this process may run on, or BACKPROP_CORE_NUM_THREADS). Results do not depend on it.
+    """
 def toy_backward(x: typing.Any, y: typing.Any, beta: typing.Any, omega: typing.Any, activations: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> typing.Any:
     """
     Forward and backward pass of the toy chain: returns (loss, f, h, dl_df, dl_dh, dl_dbeta, dl_domega).

@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstddef>
 
 #include "activations.hpp"
+#include "parallel.hpp"
 
 #if defined(BACKPROP_CORE_CBLAS)
 #include <cblas.h>  // scipy-openblas32: symbols carry a scipy_ prefix
@@ -36,17 +38,60 @@ inline bool use_blas(std::size_t M, std::size_t N, std::size_t K) {
 #if defined(BACKPROP_CORE_CBLAS)
 inline void cblas_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K,
                        const float* A, std::size_t lda, const float* B, std::size_t ldb,
-                       float beta, float* C) {
+                       float* C, std::size_t ldc) {
     scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                      int(M), int(N), int(K), 1.0f, A, int(lda), B, int(ldb), beta, C, int(N));
+                      int(M), int(N), int(K), 1.0f, A, int(lda), B, int(ldb), 0.0f, C, int(ldc));
 }
 inline void cblas_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K,
                        const double* A, std::size_t lda, const double* B, std::size_t ldb,
-                       double beta, double* C) {
+                       double* C, std::size_t ldc) {
     scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                      int(M), int(N), int(K), 1.0, A, int(lda), B, int(ldb), beta, C, int(N));
+                      int(M), int(N), int(K), 1.0, A, int(lda), B, int(ldb), 0.0, C, int(ldc));
 }
 #endif
+
+// How a large product's output (M, N) is cut into tiles, from the shape alone: about 2^26
+// multiply-adds a tile (at most 64 tiles; smaller tiles measured slower in OpenBLAS), near-square, sides in multiples of 32. Each tile is
+// one single-threaded BLAS call, so the result is the same whatever the number of threads.
+struct Tiling {
+    std::size_t rows, cols;  // of a tile (the last ones may be smaller)
+    std::size_t down, across;
+
+    Tiling(std::size_t M, std::size_t N, std::size_t K) {
+        const double work = double(M) * double(N) * double(K);
+        const double tiles = std::min(64.0, std::max(1.0, work / double(1 << 26)));
+        const auto round32 = [](double v) { return std::max<std::size_t>(32, (std::size_t(v) + 31) / 32 * 32); };
+        rows = std::min(M, round32(std::sqrt(double(M) * double(N) / tiles)));
+        cols = std::min(N, round32(double(M) * double(N) / (tiles * double(rows))));
+        down = (M + rows - 1) / rows;
+        across = (N + cols - 1) / cols;
+    }
+};
+
+// C (M, N, row stride N) = op(A) (M, K) op(B) (K, N), tile by tile on the thread pool, then
+// epilogue(r0, r1, c0, c1) on each tile while it is still in cache. op transposes when ta / tb;
+// lda and ldb are the row strides of A and B as stored.
+template <class T, class Epilogue>
+void gemm_tiled(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, const T* A,
+                std::size_t lda, const T* B, std::size_t ldb, T* C, const Epilogue& epilogue) {
+#if defined(BACKPROP_CORE_CBLAS)
+    static const bool single = (scipy_openblas_set_num_threads(1), true);  // threads are ours
+    (void)single;
+    const Tiling t(M, N, K);
+    parallel_for(t.down * t.across, [&](std::size_t i) {
+        const std::size_t r0 = (i / t.across) * t.rows, c0 = (i % t.across) * t.cols;
+        const std::size_t r1 = std::min(M, r0 + t.rows), c1 = std::min(N, c0 + t.cols);
+        cblas_gemm(ta, tb, r1 - r0, c1 - c0, K, ta ? A + r0 : A + r0 * lda, lda,
+                   tb ? B + c0 * ldb : B + c0, ldb, C + r0 * N + c0, N);
+        epilogue(r0, r1, c0, c1);
+    });
+#else
+    (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)C,
+        (void)epilogue;
+#endif
+}
+
+inline constexpr auto no_epilogue = [](std::size_t, std::size_t, std::size_t, std::size_t) {};
 
 // out (M, N) = W (M, D) in (D, N) + b (M), and relu_out = ReLU(out) when relu_out is not null
 // (fused into the pass that adds the bias).
@@ -55,17 +100,19 @@ void affine(const T* W, const T* b, const T* in, std::size_t M, std::size_t D, s
             T* out, T* relu_out = nullptr) {
 #if defined(BACKPROP_CORE_CBLAS)
     if (use_blas(M, N, D)) {
-        cblas_gemm(false, false, M, N, D, W, D, in, N, T(0), out);
-        for (std::size_t i = 0; i < M; ++i) {
-            T* row = out + i * N;
-            const T bias = b[i];
-            if (relu_out) {
-                T* h = relu_out + i * N;
-                for (std::size_t n = 0; n < N; ++n) h[n] = relu(row[n] += bias);
-            } else {
-                for (std::size_t n = 0; n < N; ++n) row[n] += bias;
-            }
-        }
+        gemm_tiled(false, false, M, N, D, W, D, in, N, out,
+                   [&](std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) {
+                       for (std::size_t i = r0; i < r1; ++i) {
+                           T* row = out + i * N;
+                           const T bias = b[i];
+                           if (relu_out) {
+                               T* h = relu_out + i * N;
+                               for (std::size_t n = c0; n < c1; ++n) h[n] = relu(row[n] += bias);
+                           } else {
+                               for (std::size_t n = c0; n < c1; ++n) row[n] += bias;
+                           }
+                       }
+                   });
         return;
     }
 #endif
@@ -107,8 +154,13 @@ template <class T> double sum_row(const T* row, std::size_t N) {
 }
 
 // db (M) = g (M, N) summed over samples (df/db = 1)
+// (rows in blocks on the thread pool when there are many; each row's sum is the same either way)
 template <class T> void row_sums(const T* g, std::size_t M, std::size_t N, T* db) {
-    for (std::size_t i = 0; i < M; ++i) db[i] = T(sum_row(g + i * N, N));
+    const std::size_t rows = 16, blocks = M * N >= (1 << 18) ? (M + rows - 1) / rows : 1;
+    parallel_for(blocks, [&](std::size_t b) {
+        const std::size_t r1 = blocks == 1 ? M : std::min(M, (b + 1) * rows);
+        for (std::size_t i = b * rows; i < r1; ++i) db[i] = T(sum_row(g + i * N, N));
+    });
 }
 
 // dW (M, D) = g (M, N) in^T
@@ -116,7 +168,7 @@ template <class T>
 void affine_weight_grad(const T* g, const T* in, std::size_t M, std::size_t D, std::size_t N,
                         T* dW) {
 #if defined(BACKPROP_CORE_CBLAS)
-    if (use_blas(M, D, N)) return cblas_gemm(false, true, M, D, N, g, N, in, N, T(0), dW);
+    if (use_blas(M, D, N)) return gemm_tiled(false, true, M, D, N, g, N, in, N, dW, no_epilogue);
 #endif
     if (N == 1) {  // one sample: an outer product
         for (std::size_t i = 0; i < M; ++i)
@@ -134,12 +186,13 @@ void affine_weight_grad(const T* g, const T* in, std::size_t M, std::size_t D, s
     }
 }
 
-// out (D, N) = W^T (D, M) g (M, N)
-template <class T>
+// out (D, N) = W^T (D, M) g (M, N), then epilogue(r0, r1, c0, c1) over the rows [r0, r1) and
+// columns [c0, c1) of out, a tile at a time when BLAS does the product, all at once otherwise.
+template <class T, class Epilogue>
 void affine_input_grad(const T* W, const T* g, std::size_t M, std::size_t D, std::size_t N,
-                       T* out) {
+                       T* out, const Epilogue& epilogue) {
 #if defined(BACKPROP_CORE_CBLAS)
-    if (use_blas(D, N, M)) return cblas_gemm(true, false, D, N, M, W, D, g, N, T(0), out);
+    if (use_blas(D, N, M)) return gemm_tiled(true, false, D, N, M, W, D, g, N, out, epilogue);
 #endif
     std::fill(out, out + D * N, T(0));
     if (N == 1) {  // one sample: out += g_i * W[i, :], row by row
@@ -148,7 +201,7 @@ void affine_input_grad(const T* W, const T* g, std::size_t M, std::size_t D, std
             const T* w = W + i * D;
             for (std::size_t d = 0; d < D; ++d) out[d] += w[d] * gi;
         }
-        return;
+        return epilogue(0, D, 0, N);
     }
     for (std::size_t i = 0; i < M; ++i) {
         const T* g_i = g + i * N;
@@ -158,6 +211,7 @@ void affine_input_grad(const T* W, const T* g, std::size_t M, std::size_t D, std
             for (std::size_t n = 0; n < N; ++n) dst[n] += w * g_i[n];
         }
     }
+    epilogue(0, D, 0, N);
 }
 
 }  // namespace backprop_core

@@ -62,18 +62,19 @@ T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, cons
         const std::size_t M = dims[k + 1], D = dims[k];
         affine_weight_grad(g, h[k], M, D, N, dW[k]);  // dl/dW = dl/df h^T (dl/db is done)
         if (k == 0) break;
-        // dl/dh_k = W_k^T dl/df_k, then dl/df_{k-1} = ReLU'(f_{k-1}) * dl/dh_k, and in the same
-        // pass dl/db_{k-1}, its sum over samples
-        affine_input_grad(net.weights[k], g, M, D, N, g_prev);
+        // dl/dh_k = W_k^T dl/df_k, then dl/df_{k-1} = ReLU'(f_{k-1}) * dl/dh_k on each tile while
+        // it is in cache, then dl/db_{k-1}, its sum over samples
         const T* f_prev = f[k - 1];
-        T* db_prev = db[k - 1];
         const T c = net.relu_grad_at_zero;
-        for (std::size_t i = 0; i < D; ++i) {
-            T* row = g_prev + i * N;
-            const T* fr = f_prev + i * N;
-            for (std::size_t n = 0; n < N; ++n) row[n] *= relu_grad(fr[n], c);
-            db_prev[i] = T(sum_row(row, N));  // while the row is still in cache
-        }
+        affine_input_grad(net.weights[k], g, M, D, N, g_prev,
+                          [&](std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) {
+                              for (std::size_t i = r0; i < r1; ++i) {
+                                  T* row = g_prev + i * N;
+                                  const T* fr = f_prev + i * N;
+                                  for (std::size_t n = c0; n < c1; ++n) row[n] *= relu_grad(fr[n], c);
+                              }
+                          });
+        row_sums(g_prev, D, N, db[k - 1]);
         std::swap(g, g_prev);
     }
     return T(loss);

@@ -7,10 +7,10 @@
 #include <algorithm>
 #include <cstddef>
 #include <stdexcept>
-#include <thread>
 #include <vector>
 
 #include "activations.hpp"
+#include "parallel.hpp"
 #include "vmath.hpp"
 
 namespace backprop_core {
@@ -156,23 +156,18 @@ ToySums toy_sums(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_str
     return s;
 }
 
-// Loss and parameter gradients only (no per-sample output), split across up to `threads`
-// threads; partial sums are combined in a fixed order, so a given thread count gives the same
-// bits every time.
+// Loss and parameter gradients only (no per-sample output). The samples are cut into fixed
+// parts, run on the thread pool; the parts' sums are combined in order, so the result does not
+// depend on the number of threads.
 template <class T>
 T toy_gradients(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_stride, std::size_t N,
-                T* dl_dbeta, T* dl_domega, unsigned threads) {
-    const std::size_t per = 1 << 15;  // fewer samples per thread than this is not worth a thread
-    const std::size_t parts = std::max<std::size_t>(1, std::min<std::size_t>(threads, N / per));
+                T* dl_dbeta, T* dl_domega) {
+    const std::size_t per = 1 << 15;  // samples a part: enough to be worth a thread
+    const std::size_t parts = std::max<std::size_t>(1, (N + per - 1) / per);
     std::vector<ToySums> sums(parts);
-    std::vector<std::thread> pool;
-    pool.reserve(parts - 1);
-    for (std::size_t p = 1; p < parts; ++p)
-        pool.emplace_back([&, p] {
-            sums[p] = toy_sums(c, x, y, y_stride, N * p / parts, N * (p + 1) / parts);
-        });
-    sums[0] = toy_sums(c, x, y, y_stride, 0, N / parts);
-    for (auto& th : pool) th.join();
+    parallel_for(parts, [&](std::size_t p) {
+        sums[p] = toy_sums(c, x, y, y_stride, p * per, std::min(N, (p + 1) * per));
+    });
     double loss = 0;
     for (std::size_t k = 0; k <= c.L; ++k) {
         double db = 0, dw = 0;

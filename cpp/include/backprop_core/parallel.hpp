@@ -1,0 +1,154 @@
+// A polite pool of worker threads for the large passes: parallel_for(tasks, fn) runs fn(0) ..
+// fn(tasks - 1), each once, on the calling thread and whichever workers are free.
+//
+// Two promises shape it:
+// - Results never depend on the number of threads or on the machine's load: callers split their
+//   work into tasks by the problem's shape alone, each task's arithmetic is fixed, and any
+//   combining of partial results is done by the caller in task order.
+// - Idle workers sleep (a condition variable, no spinning), and tasks are handed out one at a time
+//   from a shared counter, so on a busy machine whoever gets a core does the work; the caller
+//   never waits for a worker that has not started a task.
+//
+// The pool starts on first use with one worker fewer than the CPUs this process may run on
+// (sched_getaffinity), or BACKPROP_CORE_NUM_THREADS - 1 when that variable is set. A process made
+// by fork() starts a pool of its own. A call made while another thread is using the pool, or from
+// inside a task, runs its tasks on the calling thread alone (same results).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__linux__)
+#include <sched.h>
+#include <unistd.h>
+#endif
+
+namespace backprop_core {
+
+namespace detail {
+
+struct Job {
+    void (*run)(const void* fn, std::size_t task);
+    const void* fn;
+    std::size_t tasks;
+    std::atomic<std::size_t> next{0};
+
+    void work() {
+        for (std::size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < tasks;)
+            run(fn, i);
+    }
+};
+
+// How many threads (the caller included) the pool may use.
+inline unsigned thread_budget() {
+    if (const char* env = std::getenv("BACKPROP_CORE_NUM_THREADS")) {
+        const long n = std::strtol(env, nullptr, 10);
+        if (n >= 1) return unsigned(n < 256 ? n : 256);
+    }
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return unsigned(CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1);
+#endif
+    const unsigned n = std::thread::hardware_concurrency();
+    return n ? n : 1;
+}
+
+inline long process_id() {
+#if defined(__linux__)
+    return long(getpid());
+#else
+    return 0;
+#endif
+}
+
+inline thread_local bool in_task = false;
+
+class Pool {
+  public:
+    explicit Pool(unsigned workers) : pid_(process_id()) {
+        for (unsigned w = 0; w < workers; ++w) std::thread([this] { serve(); }).detach();
+    }
+
+    // Runs the job on this thread and the free workers; false when another caller holds the pool.
+    bool run(Job& job) {
+        std::unique_lock<std::mutex> caller(callers_, std::try_to_lock);
+        if (!caller.owns_lock()) return false;
+        {
+            std::lock_guard<std::mutex> lk(m_);
+            job_ = &job;
+            ++generation_;
+        }
+        wake_.notify_all();
+        job.work();
+        std::unique_lock<std::mutex> lk(m_);
+        job_ = nullptr;  // late wakers find nothing to do
+        finished_.wait(lk, [this] { return busy_ == 0; });
+        return true;
+    }
+
+    long pid() const { return pid_; }
+
+  private:
+    void serve() {
+        in_task = true;
+        std::size_t seen = 0;
+        std::unique_lock<std::mutex> lk(m_);
+        for (;;) {
+            wake_.wait(lk, [&] { return job_ != nullptr && generation_ != seen; });
+            seen = generation_;
+            Job* job = job_;
+            ++busy_;
+            lk.unlock();
+            job->work();
+            lk.lock();
+            if (--busy_ == 0) finished_.notify_all();
+        }
+    }
+
+    const long pid_;
+    std::mutex callers_;  // one job at a time
+    std::mutex m_;
+    std::condition_variable wake_, finished_;
+    Job* job_ = nullptr;
+    std::size_t generation_ = 0;
+    unsigned busy_ = 0;  // workers inside a job
+};
+
+// The process's pool, made on first use; never destroyed, so no thread is joined at exit.
+inline Pool* pool() {
+    static std::mutex make;
+    static Pool* current = nullptr;
+    std::lock_guard<std::mutex> lk(make);
+    if (current == nullptr || current->pid() != process_id())  // a forked child has no workers
+        current = new Pool(thread_budget() - 1);
+    return current;
+}
+
+}  // namespace detail
+
+// The number of threads parallel_for may use, the calling thread included.
+inline unsigned parallel_threads() {
+    static const unsigned n = detail::thread_budget();
+    return n;
+}
+
+// Runs fn(i) for i in [0, tasks), each once, possibly on several threads at once; returns when
+// all are done. fn must not throw.
+template <class F> void parallel_for(std::size_t tasks, const F& fn) {
+    if (tasks > 1 && parallel_threads() > 1 && !detail::in_task) {
+        detail::Job job{[](const void* f, std::size_t i) { (*static_cast<const F*>(f))(i); }, &fn,
+                        tasks};
+        detail::in_task = true;
+        const bool done = detail::pool()->run(job);
+        detail::in_task = false;
+        if (done) return;
+    }
+    for (std::size_t i = 0; i < tasks; ++i) fn(i);
+}
+
+}  // namespace backprop_core
