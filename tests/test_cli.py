@@ -210,3 +210,27 @@ def test_plot_without_matplotlib_exits_2_naming_the_extra(
     assert 'pip install "backprop_core[plot]"' in capsys.readouterr().err
     assert not (tmp_path / "pictures").exists()
 
+
+
+def test_a_tiny_real_benchmark_on_a_busy_machine(tmp_path: Path) -> None:
+    """The real benchmark, cut to one short round of toy1 with one busy-looping process beside it:
+    it checks every contestant's gradients, reports the load, and stops its busy process."""
+    pytest.importorskip("backprop_core._bench")
+    out = tmp_path / "r.md"
+    r = run_cli(
+        "bench", "--workloads", "toy1", "--repeat", "1", "--block-ms", "2",
+        "--no-torch", "--no-jax", "--busy", "1", "--out", str(out),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    text = out.read_text(encoding="utf-8")
+    assert "**Loaded machine**: 1 busy-looping process ran beside" in text
+    rows = [line for line in text.splitlines() if line.startswith("| backprop_core.")]
+    assert rows and all("| ok, max err" in line for line in rows), rows
+    left = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"while True: pass" in cmdline.read_bytes():
+                left.append(cmdline.parent.name)
+        except OSError:  # a process that ended meanwhile
+            pass
+    assert not left, f"busy-looping processes outlived the benchmark: {left}"

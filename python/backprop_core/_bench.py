@@ -104,6 +104,7 @@ class Options:
     jax: Any
     compile: bool
     compile_timeout: float
+    busy: int = 0  # busy-looping processes run alongside, to time a loaded machine
 
 
 # ----------------------------------------------------------------------------- frameworks
@@ -953,6 +954,7 @@ def machine_lines() -> list[str]:
 @dataclass
 class RunInfo:
     command: str
+    busy: int
     started: datetime.datetime
     seconds: float
     load_start: float | None  # 1-minute load average
@@ -985,6 +987,16 @@ def report(
         "",
         *machine_lines(),
         f"- Load average (1 min; other processes share the machine): {loads}",
+        *(
+            [
+                f"- **Loaded machine**: {run.busy} busy-looping process"
+                f"{'es' if run.busy > 1 else ''} ran beside every contestant for the whole run "
+                f"(`--busy {run.busy}`), as on a shared machine: each contestant's threads compete "
+                "for the cores."
+            ]
+            if run.busy
+            else []
+        ),
         *(f"- {n}" for n in framework_notes),
         (
             f"- Timing: {opts.repeat} interleaved rounds, one block per contestant per round, "
@@ -1059,6 +1071,13 @@ def parse_args(argv: Sequence[str], prog: str, default_out: Path) -> argparse.Na
     p.add_argument("--no-jax", action="store_true", help="skip JAX")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     p.add_argument(
+        "--busy",
+        metavar="N",
+        type=int,
+        default=0,
+        help="run N busy-looping processes alongside, to time a loaded machine (default 0)",
+    )
+    p.add_argument(
         "--compile-timeout",
         metavar="S",
         type=float,
@@ -1073,7 +1092,16 @@ def parse_args(argv: Sequence[str], prog: str, default_out: Path) -> argparse.Na
     args.workloads = names
     if args.repeat is not None and args.repeat < 1:
         p.error("--repeat must be at least 1")
+    if args.busy < 0:
+        p.error("--busy must be at least 0")
     return args
+
+
+def start_busy_loops(n: int) -> list[subprocess.Popen[bytes]]:
+    """Processes that keep a core busy each, until killed (the ``--busy`` option)."""
+    if n:
+        progress(f"starting {n} busy-looping process{'es' if n > 1 else ''} (--busy)")
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
 
 
 def main(
@@ -1102,13 +1130,24 @@ def main(
     )
     results = []
     BAR.total = len(args.workloads) * (opts.repeat + 1)
-    for name in args.workloads:
-        w = BUILDERS[name](opts)
-        rows = run_workload(w, opts)
-        results.append((w, rows))
-        print("\n".join(["", f"## {w.name}: {w.title}", "", *table(w, rows)]), flush=True)
+    busy = start_busy_loops(args.busy)
+    try:
+        for name in args.workloads:
+            w = BUILDERS[name](opts)
+            rows = run_workload(w, opts)
+            results.append((w, rows))
+            print("\n".join(["", f"## {w.name}: {w.title}", "", *table(w, rows)]), flush=True)
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
     run = RunInfo(
-        " ".join([prog, *argv]), started, time.perf_counter() - t0, load_start, load_average()
+        " ".join([prog, *argv]),
+        args.busy,
+        started,
+        time.perf_counter() - t0,
+        load_start,
+        load_average(),
     )
     text = report(results, [torch_note, jax_note], opts, run)
     print("\n## Summary\n\n" + "\n".join(summary(results)))

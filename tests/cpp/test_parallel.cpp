@@ -1,0 +1,65 @@
+// The thread pool under ThreadSanitizer (scripts/tsan_pool.sh): several callers at once, each
+// task run exactly once, a call from inside a task, and a forked child that must start its own
+// workers rather than wait for its parent's. Exits non-zero on any wrong result.
+#include "backprop_core/parallel.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+using backprop_core::parallel_for;
+
+static std::atomic<int> failures{0};
+
+static void check(bool ok, const char* what) {
+    if (!ok) {
+        std::fprintf(stderr, "FAILED: %s\n", what);
+        ++failures;
+    }
+}
+
+// Each task writes its own slot with a value that takes some work to compute.
+static void triangle_numbers(std::size_t tasks) {
+    std::vector<long> out(tasks, -1);
+    std::vector<std::atomic<int>> runs(tasks);
+    parallel_for(tasks, [&](std::size_t i) {
+        long s = 0;
+        for (long k = 0; k <= long(i) * 100; ++k) s += k;
+        out[i] = s;
+        ++runs[i];
+    });
+    for (std::size_t i = 0; i < tasks; ++i) {
+        const long n = long(i) * 100;
+        check(out[i] == n * (n + 1) / 2, "every task's result");
+        check(runs[i] == 1, "every task runs once");
+    }
+}
+
+int main() {
+    std::vector<std::thread> callers;
+    for (int c = 0; c < 4; ++c)
+        callers.emplace_back([c] {
+            for (int rep = 0; rep < 100; ++rep) triangle_numbers(std::size_t(1 + rep % 40 + c));
+        });
+    for (auto& t : callers) t.join();
+
+    std::atomic<int> inner{0};
+    parallel_for(8, [&](std::size_t) { parallel_for(4, [&](std::size_t) { ++inner; }); });
+    check(inner == 32, "a call from inside a task runs all its tasks");
+
+    const pid_t pid = fork();
+    if (pid == 0) {
+        triangle_numbers(50);
+        _exit(failures == 0 ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a forked child computes and returns");
+
+    std::printf("%s\n", failures == 0 ? "parallel_for: all checks passed" : "parallel_for: FAILED");
+    return failures == 0 ? 0 : 1;
+}
