@@ -11,7 +11,8 @@ python3 -m venv "$venv"
 python -m pip install -q --upgrade pip
 python -m pip install -q ".[test]" \
     --config-settings=cmake.define.BACKPROP_CORE_SANITIZE=ON \
-    --config-settings=build-dir=build/sanitize
+    --config-settings=build-dir=build/sanitize \
+    --config-settings=install.strip=false
 # libstdc++ is preloaded too, so that ASan can intercept C++ throws (pybind11 errors).
 asan="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libstdc++.so)"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1
