@@ -50,7 +50,7 @@ inline void cblas_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size
 }
 #endif
 
-// How a large product's output (M, N) is cut into tiles, from the shape alone: about 2^26
+// How a large product's output (M, N) is cut into tiles, from the shape alone: about 2^25
 // multiply-adds a tile (at most 64 tiles; smaller tiles measured slower in OpenBLAS), near-square, sides in multiples of 32. Each tile is
 // one single-threaded BLAS call, so the result is the same whatever the number of threads.
 struct Tiling {
@@ -59,36 +59,54 @@ struct Tiling {
 
     Tiling(std::size_t M, std::size_t N, std::size_t K) {
         const double work = double(M) * double(N) * double(K);
-        const double tiles = std::min(64.0, std::max(1.0, work / double(1 << 26)));
+        const double tiles = std::min(64.0, std::max(1.0, work / double(1 << 25)));
         const auto round32 = [](double v) { return std::max<std::size_t>(32, (std::size_t(v) + 31) / 32 * 32); };
-        rows = std::min(M, round32(std::sqrt(double(M) * double(N) / tiles)));
-        cols = std::min(N, round32(double(M) * double(N) / (tiles * double(rows))));
+        rows = std::max<std::size_t>(1, std::min(M, round32(std::sqrt(double(M) * double(N) / tiles))));
+        cols = std::max<std::size_t>(1, std::min(N, round32(double(M) * double(N) / (tiles * double(rows)))));
         down = (M + rows - 1) / rows;
         across = (N + cols - 1) / cols;
     }
 };
 
-// C (M, N, row stride N) = op(A) (M, K) op(B) (K, N), tile by tile on the thread pool, then
-// epilogue(r0, r1, c0, c1) on each tile while it is still in cache. op transposes when ta / tb;
-// lda and ldb are the row strides of A and B as stored.
+// Work cut into `count` independent tasks; run(i) does the i-th.
+template <class F> struct TaskSet {
+    std::size_t count;
+    F run;
+};
+template <class F> TaskSet<F> task_set(std::size_t count, F run) { return {count, std::move(run)}; }
+
+// Runs the tasks of several sets as one parallel region (the first set's tasks are handed out
+// first): independent products of one layer share the cores with no wait between them.
+template <class... Sets> void run_together(const Sets&... sets) {
+    const std::size_t total = (sets.count + ... + 0);
+    parallel_for(total, [&](std::size_t i) {
+        bool done = false;  // find the set task i belongs to, then run it
+        ((done || (i < sets.count ? (sets.run(i), done = true) : (i -= sets.count, false))), ...);
+    });
+}
+
+// C (M, N, row stride N) = op(A) (M, K) op(B) (K, N) as one task a tile, each tile followed by
+// epilogue(r0, r1, c0, c1) while it is still in cache. op transposes when ta / tb; lda and ldb
+// are the row strides of A and B as stored.
 template <class T, class Epilogue>
-void gemm_tiled(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, const T* A,
+auto gemm_tasks(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, const T* A,
                 std::size_t lda, const T* B, std::size_t ldb, T* C, const Epilogue& epilogue) {
 #if defined(BACKPROP_CORE_CBLAS)
     static const bool single = (scipy_openblas_set_num_threads(1), true);  // threads are ours
     (void)single;
+#endif
     const Tiling t(M, N, K);
-    parallel_for(t.down * t.across, [&](std::size_t i) {
+    return task_set(t.down * t.across, [=, &epilogue](std::size_t i) {
         const std::size_t r0 = (i / t.across) * t.rows, c0 = (i % t.across) * t.cols;
         const std::size_t r1 = std::min(M, r0 + t.rows), c1 = std::min(N, c0 + t.cols);
+#if defined(BACKPROP_CORE_CBLAS)
         cblas_gemm(ta, tb, r1 - r0, c1 - c0, K, ta ? A + r0 : A + r0 * lda, lda,
                    tb ? B + c0 * ldb : B + c0, ldb, C + r0 * N + c0, N);
+#else
+        (void)ta, (void)tb, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)C;
+#endif
         epilogue(r0, r1, c0, c1);
     });
-#else
-    (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)C,
-        (void)epilogue;
-#endif
 }
 
 inline constexpr auto no_epilogue = [](std::size_t, std::size_t, std::size_t, std::size_t) {};
@@ -100,20 +118,19 @@ void affine(const T* W, const T* b, const T* in, std::size_t M, std::size_t D, s
             T* out, T* relu_out = nullptr) {
 #if defined(BACKPROP_CORE_CBLAS)
     if (use_blas(M, N, D)) {
-        gemm_tiled(false, false, M, N, D, W, D, in, N, out,
-                   [&](std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) {
-                       for (std::size_t i = r0; i < r1; ++i) {
-                           T* row = out + i * N;
-                           const T bias = b[i];
-                           if (relu_out) {
-                               T* h = relu_out + i * N;
-                               for (std::size_t n = c0; n < c1; ++n) h[n] = relu(row[n] += bias);
-                           } else {
-                               for (std::size_t n = c0; n < c1; ++n) row[n] += bias;
-                           }
-                       }
-                   });
-        return;
+        const auto bias_relu = [&](std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) {
+            for (std::size_t i = r0; i < r1; ++i) {
+                T* row = out + i * N;
+                const T bias = b[i];
+                if (relu_out) {
+                    T* h = relu_out + i * N;
+                    for (std::size_t n = c0; n < c1; ++n) h[n] = relu(row[n] += bias);
+                } else {
+                    for (std::size_t n = c0; n < c1; ++n) row[n] += bias;
+                }
+            }
+        };
+        return run_together(gemm_tasks(false, false, M, N, D, W, D, in, N, out, bias_relu));
     }
 #endif
     if (N == 1) {  // one sample: a dot product per row, no loop over samples to set up
@@ -153,65 +170,69 @@ template <class T> double sum_row(const T* row, std::size_t N) {
     return (s0 + s1) + (s2 + s3);
 }
 
-// db (M) = g (M, N) summed over samples (df/db = 1)
-// (rows in blocks on the thread pool when there are many; each row's sum is the same either way)
-template <class T> void row_sums(const T* g, std::size_t M, std::size_t N, T* db) {
-    const std::size_t rows = 16, blocks = M * N >= (1 << 18) ? (M + rows - 1) / rows : 1;
-    parallel_for(blocks, [&](std::size_t b) {
-        const std::size_t r1 = blocks == 1 ? M : std::min(M, (b + 1) * rows);
-        for (std::size_t i = b * rows; i < r1; ++i) db[i] = T(sum_row(g + i * N, N));
+// db (M) = g (M, N) summed over samples (df/db = 1), as tasks of 16 rows when there are many
+// (each row's sum is the same either way)
+template <class T> auto row_sum_tasks(const T* g, std::size_t M, std::size_t N, T* db) {
+    const std::size_t rows = M * N >= (1 << 18) ? 16 : std::max<std::size_t>(M, 1);
+    return task_set((M + rows - 1) / rows, [=](std::size_t b) {
+        for (std::size_t i = b * rows; i < std::min(M, (b + 1) * rows); ++i)
+            db[i] = T(sum_row(g + i * N, N));
     });
 }
 
-// dW (M, D) = g (M, N) in^T
+// dW (M, D) = g (M, N) in^T: tiles when BLAS does it, else one task of plain loops
 template <class T>
-void affine_weight_grad(const T* g, const T* in, std::size_t M, std::size_t D, std::size_t N,
-                        T* dW) {
-#if defined(BACKPROP_CORE_CBLAS)
-    if (use_blas(M, D, N)) return gemm_tiled(false, true, M, D, N, g, N, in, N, dW, no_epilogue);
-#endif
-    if (N == 1) {  // one sample: an outer product
-        for (std::size_t i = 0; i < M; ++i)
-            for (std::size_t d = 0; d < D; ++d) dW[i * D + d] = T(double(g[i]) * in[d]);
-        return;
-    }
-    for (std::size_t i = 0; i < M; ++i) {
-        const T* g_i = g + i * N;
-        for (std::size_t d = 0; d < D; ++d) {
-            const T* in_d = in + d * N;
-            double acc = 0;
-            for (std::size_t n = 0; n < N; ++n) acc += double(g_i[n]) * in_d[n];
-            dW[i * D + d] = T(acc);
+auto weight_grad_tasks(const T* g, const T* in, std::size_t M, std::size_t D, std::size_t N,
+                       T* dW) {
+    const bool blas = use_blas(M, D, N);
+    const auto tiles = gemm_tasks(false, true, M, D, N, g, N, in, N, dW, no_epilogue);
+    return task_set(blas ? tiles.count : M * D > 0, [=](std::size_t i) {
+        if (blas) return tiles.run(i);
+        if (N == 1) {  // one sample: an outer product
+            for (std::size_t r = 0; r < M; ++r)
+                for (std::size_t d = 0; d < D; ++d) dW[r * D + d] = T(double(g[r]) * in[d]);
+            return;
         }
-    }
+        for (std::size_t r = 0; r < M; ++r) {
+            const T* g_r = g + r * N;
+            for (std::size_t d = 0; d < D; ++d) {
+                const T* in_d = in + d * N;
+                double acc = 0;
+                for (std::size_t n = 0; n < N; ++n) acc += double(g_r[n]) * in_d[n];
+                dW[r * D + d] = T(acc);
+            }
+        }
+    });
 }
 
 // out (D, N) = W^T (D, M) g (M, N), then epilogue(r0, r1, c0, c1) over the rows [r0, r1) and
-// columns [c0, c1) of out, a tile at a time when BLAS does the product, all at once otherwise.
+// columns [c0, c1) of out: a task a tile when BLAS does the product, else one task of loops.
 template <class T, class Epilogue>
-void affine_input_grad(const T* W, const T* g, std::size_t M, std::size_t D, std::size_t N,
-                       T* out, const Epilogue& epilogue) {
-#if defined(BACKPROP_CORE_CBLAS)
-    if (use_blas(D, N, M)) return gemm_tiled(true, false, D, N, M, W, D, g, N, out, epilogue);
-#endif
-    std::fill(out, out + D * N, T(0));
-    if (N == 1) {  // one sample: out += g_i * W[i, :], row by row
-        for (std::size_t i = 0; i < M; ++i) {
-            const T gi = g[i];
-            const T* w = W + i * D;
-            for (std::size_t d = 0; d < D; ++d) out[d] += w[d] * gi;
+auto input_grad_tasks(const T* W, const T* g, std::size_t M, std::size_t D, std::size_t N,
+                      T* out, const Epilogue& epilogue) {
+    const bool blas = use_blas(D, N, M);
+    const auto tiles = gemm_tasks(true, false, D, N, M, W, D, g, N, out, epilogue);
+    return task_set(blas ? tiles.count : D * N > 0, [=, &epilogue](std::size_t i) {
+        if (blas) return tiles.run(i);
+        std::fill(out, out + D * N, T(0));
+        if (N == 1) {  // one sample: out += g_r * W[r, :], row by row
+            for (std::size_t r = 0; r < M; ++r) {
+                const T gr = g[r];
+                const T* w = W + r * D;
+                for (std::size_t d = 0; d < D; ++d) out[d] += w[d] * gr;
+            }
+        } else {
+            for (std::size_t r = 0; r < M; ++r) {
+                const T* g_r = g + r * N;
+                for (std::size_t d = 0; d < D; ++d) {
+                    const T w = W[r * D + d];
+                    T* dst = out + d * N;
+                    for (std::size_t n = 0; n < N; ++n) dst[n] += w * g_r[n];
+                }
+            }
         }
-        return epilogue(0, D, 0, N);
-    }
-    for (std::size_t i = 0; i < M; ++i) {
-        const T* g_i = g + i * N;
-        for (std::size_t d = 0; d < D; ++d) {
-            const T w = W[i * D + d];
-            T* dst = out + d * N;
-            for (std::size_t n = 0; n < N; ++n) dst[n] += w * g_i[n];
-        }
-    }
-    epilogue(0, D, 0, N);
+        epilogue(0, D, 0, N);
+    });
 }
 
 }  // namespace backprop_core

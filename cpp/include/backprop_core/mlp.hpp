@@ -57,24 +57,23 @@ T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, cons
             loss += 0.5 * double(diff) * diff;
             g[i * N + n] = diff;  // d 0.5 (f - y)^2 / df
         }
-    row_sums(g, dims[K + 1], N, db[K]);
     for (std::size_t k = K + 1; k-- > 0;) {
-        const std::size_t M = dims[k + 1], D = dims[k];
-        affine_weight_grad(g, h[k], M, D, N, dW[k]);  // dl/dW = dl/df h^T (dl/db is done)
-        if (k == 0) break;
-        // dl/dh_k = W_k^T dl/df_k, then dl/df_{k-1} = ReLU'(f_{k-1}) * dl/dh_k on each tile while
-        // it is in cache, then dl/db_{k-1}, its sum over samples
-        const T* f_prev = f[k - 1];
+        const std::size_t M = dims[k + 1], D = k ? dims[k] : 0;  // no dl/dh_0 is needed
+        // dl/dW_k = dl/df_k h_k^T and dl/db_k = dl/df_k summed over samples; below the first
+        // layer also dl/dh_k = W_k^T dl/df_k, and dl/df_{k-1} = ReLU'(f_{k-1}) * dl/dh_k on each
+        // tile while it is in cache. All read dl/df_k only, so they share one parallel region.
+        const T* f_prev = k ? f[k - 1] : nullptr;
         const T c = net.relu_grad_at_zero;
-        affine_input_grad(net.weights[k], g, M, D, N, g_prev,
-                          [&](std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) {
-                              for (std::size_t i = r0; i < r1; ++i) {
-                                  T* row = g_prev + i * N;
-                                  const T* fr = f_prev + i * N;
-                                  for (std::size_t n = c0; n < c1; ++n) row[n] *= relu_grad(fr[n], c);
-                              }
-                          });
-        row_sums(g_prev, D, N, db[k - 1]);
+        const auto relu_mask = [&](std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) {
+            for (std::size_t i = r0; i < r1; ++i) {
+                T* row = g_prev + i * N;
+                const T* fr = f_prev + i * N;
+                for (std::size_t n = c0; n < c1; ++n) row[n] *= relu_grad(fr[n], c);
+            }
+        };
+        run_together(weight_grad_tasks(g, h[k], M, dims[k], N, dW[k]),
+                     input_grad_tasks(net.weights[k], g, M, D, N, g_prev, relu_mask),
+                     row_sum_tasks(g, M, N, db[k]));
         std::swap(g, g_prev);
     }
     return T(loss);
