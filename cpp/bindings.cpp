@@ -272,10 +272,9 @@ py::tuple toy_backward(const py::handle& x, const py::handle& y, const py::handl
     T loss;
     {
         ReleaseGil release(40.0 * a.N * (L + 1));
-        backprop_core::toy_forward(a.chain, data<T>(a.x), a.N, data(f), data(h));
-        loss = backprop_core::toy_backward(a.chain, data<T>(a.x), data<T>(ya), y_stride, a.N,
-                                           data(f), data(h), data(dl_df), data(dl_dh),
-                                           data(dl_dbeta), data(dl_domega));
+        loss = backprop_core::toy_forward_backward(a.chain, data<T>(a.x), data<T>(ya), y_stride,
+                                                   a.N, data(f), data(h), data(dl_df),
+                                                   data(dl_dh), data(dl_dbeta), data(dl_domega));
     }
     return py::make_tuple(scalar(loss), f, h, dl_df, dl_dh, dl_dbeta, dl_domega);
 }

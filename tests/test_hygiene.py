@@ -138,6 +138,9 @@ def _big_results() -> list[bytes]:
     xs = np.random.default_rng(5).uniform(-1, 1, 300_000)
     loss, dbeta, domega = bc.toy_gradients(xs, 0.25, e.beta, e.omega)
     out.append(np.asarray(loss).tobytes() + dbeta.tobytes() + domega.tobytes())
+    full = bc.toy_backward(xs.astype(np.float32), np.float32(0.25), e.beta.astype(np.float32), e.omega.astype(np.float32))
+    out.append(b"".join(np.asarray(a).tobytes() for a in full))
+    out.append(b"".join(a.tobytes() for a in bc.toy_forward(xs, e.beta, e.omega)))
     return out
 
 

@@ -44,68 +44,117 @@ void activate_grad_block(Activation a, const T* f, const T* h, T* t, std::size_t
     for (std::size_t i = 0; i < n; ++i) t[i] = activate_grad(a, f[i], h[i], relu0);
 }
 
-// Forward pass: fills f (L+1, N) and h (L, N).
-template <class T>
-void toy_forward(const ToyChain<T>& c, const T* x, std::size_t N, T* f, T* h) {
-    const std::size_t L = c.L;
-    for (std::size_t n = 0; n < N; ++n) f[n] = c.beta[0] + c.omega[0] * x[n];
-    for (std::size_t k = 1; k <= L; ++k) {
-        const Activation a = c.activations[k - 1];
-        const T* f_prev = f + (k - 1) * N;
-        T* h_k = h + (k - 1) * N;
-        T* f_k = f + k * N;
-        activate_block(a, f_prev, h_k, N);
-        for (std::size_t n = 0; n < N; ++n) f_k[n] = c.beta[k] + c.omega[k] * h_k[n];
-    }
-}
+// Samples are cut into parts of this many, run on the thread pool; sums over samples are made
+// per part and combined in order, so results do not depend on the number of threads.
+inline constexpr std::size_t toy_part = std::size_t(1) << 15;
 
-// Backward pass from a forward pass's f and h; sample n's target is y[n * y_stride] (a stride of 0
-// broadcasts one target).
-// Fills dl_df (L+1, N), dl_dh (L, N), dl_dbeta and dl_domega (L+1 each); returns the loss.
-template <class T>
-T toy_backward(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_stride, std::size_t N,
-               const T* f, const T* h, T* dl_df, T* dl_dh, T* dl_dbeta, T* dl_domega) {
-    const std::size_t L = c.L;
-    double loss = 0, dbeta = 0, domega = 0;  // sums in double: float32 rounds once, at the end
-    const T* f_L = f + L * N;
-    T* g_L = dl_df + L * N;
-    for (std::size_t n = 0; n < N; ++n) {
-        const T diff = f_L[n] - y[n * y_stride];
-        loss += double(diff) * diff;
-        g_L[n] = T(2) * diff;  // d(f - y)^2 / df
-    }
-    for (std::size_t k = L + 1; k-- > 0;) {
-        const T* g_k = dl_df + k * N;                 // dl/df_k
-        const T* in_k = k == 0 ? x : h + (k - 1) * N;  // what omega_k multiplies
-        dbeta = 0;
-        domega = 0;
-        for (std::size_t n = 0; n < N; ++n) {
-            dbeta += g_k[n];                                  // df_k/dbeta_k = 1
-            domega += double(g_k[n]) * in_k[n];     // df_k/domega_k = h_k (x for k = 0)
-        }
-        dl_dbeta[k] = T(dbeta);
-        dl_domega[k] = T(domega);
-        if (k == 0) break;
-        const Activation a = c.activations[k - 1];
-        const T* f_prev = f + (k - 1) * N;
-        T* dh = dl_dh + (k - 1) * N;
-        T* g_prev = dl_df + (k - 1) * N;
-        activate_grad_block(a, f_prev, in_k, g_prev, N, c.relu_grad_at_zero);  // dh_k/df_{k-1}
-        for (std::size_t n = 0; n < N; ++n) {
-            dh[n] = c.omega[k] * g_k[n];  // df_k/dh_k
-            g_prev[n] *= dh[n];
-        }
-    }
-    return T(loss);
+inline std::size_t toy_parts(std::size_t N) {
+    return std::max<std::size_t>(1, (N + toy_part - 1) / toy_part);
 }
-
-// ---------------------------------------------------------------------------- gradients only
 
 // Partial sums of one range of samples: loss, then dl/dbeta_k and dl/domega_k for k = 0..L.
 struct ToySums {
     double loss = 0;
     std::vector<double> dbeta, domega;
 };
+
+// Forward pass of samples [n0, n1): fills those columns of f (L+1, N) and h (L, N).
+template <class T>
+void toy_forward_part(const ToyChain<T>& c, const T* x, std::size_t N, std::size_t n0,
+                      std::size_t n1, T* f, T* h) {
+    const std::size_t L = c.L, n = n1 - n0;
+    for (std::size_t i = n0; i < n1; ++i) f[i] = c.beta[0] + c.omega[0] * x[i];
+    for (std::size_t k = 1; k <= L; ++k) {
+        const T* f_prev = f + (k - 1) * N + n0;
+        T* h_k = h + (k - 1) * N + n0;
+        T* f_k = f + k * N + n0;
+        activate_block(c.activations[k - 1], f_prev, h_k, n);
+        for (std::size_t i = 0; i < n; ++i) f_k[i] = c.beta[k] + c.omega[k] * h_k[i];
+    }
+}
+
+// Forward pass: fills f (L+1, N) and h (L, N).
+template <class T>
+void toy_forward(const ToyChain<T>& c, const T* x, std::size_t N, T* f, T* h) {
+    parallel_for(toy_parts(N), [&](std::size_t p) {
+        toy_forward_part(c, x, N, p * toy_part, std::min(N, (p + 1) * toy_part), f, h);
+    });
+}
+
+// Backward pass of samples [n0, n1) from a forward pass's f and h: fills those columns of dl_df
+// and dl_dh and returns their sums.
+template <class T>
+ToySums toy_backward_part(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_stride,
+                          std::size_t N, std::size_t n0, std::size_t n1, const T* f, const T* h,
+                          T* dl_df, T* dl_dh) {
+    const std::size_t L = c.L;
+    ToySums s;  // sums in double: float32 rounds once, at the end
+    s.dbeta.assign(L + 1, 0.0);
+    s.domega.assign(L + 1, 0.0);
+    const T* f_L = f + L * N;
+    T* g_L = dl_df + L * N;
+    for (std::size_t n = n0; n < n1; ++n) {
+        const T diff = f_L[n] - y[n * y_stride];
+        s.loss += double(diff) * diff;
+        g_L[n] = T(2) * diff;  // d(f - y)^2 / df
+    }
+    for (std::size_t k = L + 1; k-- > 0;) {
+        const T* g_k = dl_df + k * N;                 // dl/df_k
+        const T* in_k = k == 0 ? x : h + (k - 1) * N;  // what omega_k multiplies
+        double dbeta = 0, domega = 0;
+        for (std::size_t n = n0; n < n1; ++n) {
+            dbeta += g_k[n];                      // df_k/dbeta_k = 1
+            domega += double(g_k[n]) * in_k[n];  // df_k/domega_k = h_k (x for k = 0)
+        }
+        s.dbeta[k] = dbeta;
+        s.domega[k] = domega;
+        if (k == 0) break;
+        T* dh = dl_dh + (k - 1) * N;
+        T* g_prev = dl_df + (k - 1) * N;
+        activate_grad_block(c.activations[k - 1], f + (k - 1) * N + n0, in_k + n0, g_prev + n0,
+                            n1 - n0, c.relu_grad_at_zero);  // dh_k/df_{k-1}
+        for (std::size_t n = n0; n < n1; ++n) {
+            dh[n] = c.omega[k] * g_k[n];  // df_k/dh_k
+            g_prev[n] *= dh[n];
+        }
+    }
+    return s;
+}
+
+// Adds up the parts' sums in order into dl_dbeta and dl_domega (L+1 each); returns the loss.
+template <class T>
+T combine(const std::vector<ToySums>& sums, std::size_t L, T* dl_dbeta, T* dl_domega) {
+    double loss = 0;
+    for (std::size_t k = 0; k <= L; ++k) {
+        double db = 0, dw = 0;
+        for (const auto& s : sums) {
+            db += s.dbeta[k];
+            dw += s.domega[k];
+        }
+        dl_dbeta[k] = T(db);
+        dl_domega[k] = T(dw);
+    }
+    for (const auto& s : sums) loss += s.loss;
+    return T(loss);
+}
+
+// Forward and backward pass; sample n's target is y[n * y_stride] (a stride of 0 broadcasts one
+// target). Fills f (L+1, N), h (L, N), dl_df (L+1, N), dl_dh (L, N), dl_dbeta and dl_domega
+// (L+1 each); returns the loss. Each part's backward runs right after its forward, while its
+// rows are in cache.
+template <class T>
+T toy_forward_backward(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_stride,
+                       std::size_t N, T* f, T* h, T* dl_df, T* dl_dh, T* dl_dbeta, T* dl_domega) {
+    std::vector<ToySums> sums(toy_parts(N));
+    parallel_for(sums.size(), [&](std::size_t p) {
+        const std::size_t n0 = p * toy_part, n1 = std::min(N, n0 + toy_part);
+        toy_forward_part(c, x, N, n0, n1, f, h);
+        sums[p] = toy_backward_part(c, x, y, y_stride, N, n0, n1, f, h, dl_df, dl_dh);
+    });
+    return combine(sums, c.L, dl_dbeta, dl_domega);
+}
+
+// ---------------------------------------------------------------------------- gradients only
 
 // The chain's forward and backward pass over samples [begin, end), a cache-sized block at a time,
 // keeping only the sums.
@@ -156,30 +205,15 @@ ToySums toy_sums(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_str
     return s;
 }
 
-// Loss and parameter gradients only (no per-sample output). The samples are cut into fixed
-// parts, run on the thread pool; the parts' sums are combined in order, so the result does not
-// depend on the number of threads.
+// Loss and parameter gradients only (no per-sample output), in parts on the thread pool.
 template <class T>
 T toy_gradients(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_stride, std::size_t N,
                 T* dl_dbeta, T* dl_domega) {
-    const std::size_t per = 1 << 15;  // samples a part: enough to be worth a thread
-    const std::size_t parts = std::max<std::size_t>(1, (N + per - 1) / per);
-    std::vector<ToySums> sums(parts);
-    parallel_for(parts, [&](std::size_t p) {
-        sums[p] = toy_sums(c, x, y, y_stride, p * per, std::min(N, (p + 1) * per));
+    std::vector<ToySums> sums(toy_parts(N));
+    parallel_for(sums.size(), [&](std::size_t p) {
+        sums[p] = toy_sums(c, x, y, y_stride, p * toy_part, std::min(N, (p + 1) * toy_part));
     });
-    double loss = 0;
-    for (std::size_t k = 0; k <= c.L; ++k) {
-        double db = 0, dw = 0;
-        for (const auto& s : sums) {
-            db += s.dbeta[k];
-            dw += s.domega[k];
-        }
-        dl_dbeta[k] = T(db);
-        dl_domega[k] = T(dw);
-    }
-    for (const auto& s : sums) loss += s.loss;
-    return T(loss);
+    return combine(sums, c.L, dl_dbeta, dl_domega);
 }
 
 }  // namespace backprop_core
