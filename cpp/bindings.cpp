@@ -508,9 +508,8 @@ T run_gradients(const backprop_core::MLPView<T>& view, const T* x, size_t N, con
     s.offsets.assign(1, 0);
     for (size_t k = 0; k <= K; ++k)
         s.offsets.push_back(checked_add(s.offsets.back(), checked_mul(view.dims[k + 1], N)));
-    size_t work = 0;
-    for (size_t k = 0; k <= K + 1; ++k)
-        work = std::max(work, checked_mul(2, checked_mul(view.dims[k], N)));
+    for (size_t k = 0; k <= K + 1; ++k) checked_mul(2, checked_mul(view.dims[k], N));
+    const size_t work = backprop_core::mlp_workspace_size(K, view.dims, N);
     const size_t total = s.offsets.back();
     const size_t need = checked_add(checked_mul(2, total), work);
     if (s.store.size() < need) s.store.resize(need);

@@ -36,9 +36,13 @@ void mlp_forward(const MLPView<T>& net, const T* x, std::size_t N, T* const* f, 
     }
 }
 
-// Scratch the backward pass needs: two buffers of the widest layer.
+// Scratch the backward pass needs: two buffers of the widest layer, then room for the partial
+// weight gradients of the layer that needs the most.
 inline std::size_t mlp_workspace_size(std::size_t K, const std::size_t* dims, std::size_t N) {
-    return 2 * N * *std::max_element(dims, dims + K + 2);
+    std::size_t partials = 0;
+    for (std::size_t k = 0; k <= K; ++k)
+        partials = std::max(partials, weight_grad_scratch(dims[k + 1], dims[k], N));
+    return 2 * N * *std::max_element(dims, dims + K + 2) + partials;
 }
 
 // Backward pass from a forward pass's f and h (h[0] is the input); the target of output i, sample n
@@ -50,6 +54,7 @@ T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, cons
     const std::size_t* dims = net.dims;
     T* g = workspace;  // dl/df_k, (D_{k+1}, N)
     T* g_prev = workspace + N * *std::max_element(dims, dims + K + 2);
+    T* partials = g_prev + N * *std::max_element(dims, dims + K + 2);
     double loss = 0;
     for (std::size_t i = 0; i < dims[K + 1]; ++i)
         for (std::size_t n = 0; n < N; ++n) {
@@ -71,9 +76,10 @@ T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, cons
                 for (std::size_t n = c0; n < c1; ++n) row[n] *= relu_grad(fr[n], c);
             }
         };
-        run_together(weight_grad_tasks(g, h[k], M, dims[k], N, dW[k]),
+        run_together(weight_grad_tasks(g, h[k], M, dims[k], N, dW[k], partials),
                      input_grad_tasks(net.weights[k], g, M, D, N, g_prev, relu_mask),
                      row_sum_tasks(g, M, N, db[k]));
+        run_together(weight_grad_sum_tasks(M, dims[k], N, dW[k], partials));
         std::swap(g, g_prev);
     }
     return T(loss);
