@@ -184,3 +184,23 @@ def test_a_forked_child_computes_the_same():
     with ctx.Pool(2) as pool:
         got = pool.apply_async(_big_results).get(timeout=120)
     assert got == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "2x", ""])
+def test_a_bad_thread_count_is_ignored_with_a_warning(value):
+    import os
+    import subprocess
+
+    code = (
+        "import warnings, os\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import backprop_core._core as c, backprop_core\n"
+        "print(c.threads() == len(os.sched_getaffinity(0)), [str(x.message) for x in w])\n"
+    )
+    env = dict(os.environ, BACKPROP_CORE_NUM_THREADS=value)
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    same, messages = run.stdout.split(" ", 1)
+    assert same == "True"
+    assert f"BACKPROP_CORE_NUM_THREADS={value!r} is not a positive integer" in messages

@@ -7,6 +7,9 @@ holds the same functions in plain numpy.
 
 from __future__ import annotations
 
+import os as _os
+import warnings as _warnings
+
 from . import reference
 from ._api import backward, forward, gradients, toy_backward, toy_forward, toy_gradients
 from ._core import MLP
@@ -14,6 +17,15 @@ from ._results import ToyBackward, ToyForward
 from .gradcheck import GradcheckReport, gradcheck
 
 __version__ = "0.1.0"
+
+_threads = _os.environ.get("BACKPROP_CORE_NUM_THREADS")
+if _threads is not None and not (_threads.isdigit() and int(_threads) >= 1):
+    _warnings.warn(
+        f"BACKPROP_CORE_NUM_THREADS={_threads!r} is not a positive integer and is ignored: "
+        "backprop_core uses the CPUs this process may run on",
+        RuntimeWarning,
+        stacklevel=2,
+    )
 
 __all__ = [
     "GradcheckReport",

@@ -10,7 +10,8 @@
 //   never waits for a worker that has not started a task.
 //
 // The pool starts on first use with one worker fewer than the CPUs this process may run on
-// (sched_getaffinity), or BACKPROP_CORE_NUM_THREADS - 1 when that variable is set. A process made
+// (sched_getaffinity), or BACKPROP_CORE_NUM_THREADS - 1 when that variable is a positive
+// integer (at most 256). A process made
 // by fork() starts a pool of its own. A call made while another thread is using the pool, or from
 // inside a task, runs its tasks on the calling thread alone (same results).
 #pragma once
@@ -47,9 +48,10 @@ struct Job {
 // How many threads (the caller included) the pool may use.
 inline unsigned thread_budget() {
     if (const char* env = std::getenv("BACKPROP_CORE_NUM_THREADS")) {
-        const long n = std::strtol(env, nullptr, 10);
-        if (n >= 1) return unsigned(n < 256 ? n : 256);
-    }
+        char* end = nullptr;
+        const long n = std::strtol(env, &end, 10);
+        if (end != env && *end == '\0' && n >= 1) return unsigned(n < 256 ? n : 256);
+    }  // anything else is ignored (the Python package warns about it)
 #if defined(__linux__)
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0) return unsigned(CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1);
