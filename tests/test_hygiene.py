@@ -204,3 +204,31 @@ def test_a_bad_thread_count_is_ignored_with_a_warning(value):
     same, messages = run.stdout.split(" ", 1)
     assert same == "True"
     assert f"BACKPROP_CORE_NUM_THREADS={value!r} is not a positive integer" in messages
+
+
+def test_small_calls_stay_on_the_calling_thread():
+    """Waking a worker costs more than a small call: the pool must not even start for them
+    (its threads start on the first large call)."""
+    import subprocess
+
+    code = (
+        "import os, numpy as np, backprop_core as bc\n"
+        "from backprop_core.examples import mlp_example, toy_example\n"
+        "def threads(): return len(os.listdir('/proc/self/task'))\n"
+        "e, t = mlp_example(), toy_example()\n"
+        "before = threads()\n"
+        "for _ in range(50):\n"
+        "    bc.gradients(e.net_input, e.y, e.all_weights, e.all_biases)\n"
+        "    bc.MLP(e.all_weights, e.all_biases).gradients(e.net_input, e.y)\n"
+        "    bc.toy_backward(np.linspace(-1, 1, 1000), 0.5, t.beta, t.omega)\n"
+        "small = threads()\n"
+        "big = np.ones((256, 256))\n"
+        "bc.gradients(np.ones((256, 4096)), 0.0, [big, big], [np.ones(256)] * 2)\n"
+        "print(before, small, threads())\n"
+    )
+    env = dict(__import__("os").environ, BACKPROP_CORE_NUM_THREADS="3")
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    before, small, after = map(int, run.stdout.split())
+    assert small == before, "small calls started the pool"
+    assert after == before + 2, "a large call should start the pool's 2 workers"
