@@ -40,6 +40,15 @@ case $wheel in
     *manylinux*) ;;
     *) echo "$wheel: not tagged manylinux" >&2; exit 1 ;;
 esac
+# This toolchain's glibc and libstdc++ allow manylinux_2_34 at best (pthread_once@GLIBC_2.34);
+# a newer tag means a newer symbol version crept in (as std::condition_variable::wait once did)
+# and the wheel would no longer install on glibc 2.34 systems. auditwheel show names the symbol.
+glibc_minor=$(sed -E 's/.*manylinux_2_([0-9]+)_.*/\1/' <<<"$wheel")
+if (( glibc_minor > ${MAX_GLIBC_MINOR:-34} )); then
+    PATH="$tools/venv/bin:$PATH" auditwheel show "$wheel" >&2
+    echo "$wheel: needs glibc 2.$glibc_minor, more than 2.${MAX_GLIBC_MINOR:-34}" >&2
+    exit 1
+fi
 PATH="$tools/venv/bin:$PATH" auditwheel show "$wheel"
 
 "$PYTHON" scripts/check_wheel.py "$wheel"

@@ -28,6 +28,9 @@
 #include <sched.h>
 #include <unistd.h>
 #endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
 
 namespace backprop_core {
 
@@ -69,6 +72,28 @@ inline long process_id() {
 }
 
 inline thread_local bool in_task = false;
+
+#if defined(__unix__) || defined(__APPLE__)
+// A condition variable on POSIX's own: GCC 12's libstdc++ gave std::condition_variable::wait a
+// new symbol version (GLIBCXX_3.4.30), which alone would raise the wheel's manylinux tag.
+class CondVar {
+  public:
+    CondVar() { pthread_cond_init(&c_, nullptr); }
+    ~CondVar() { pthread_cond_destroy(&c_); }
+    CondVar(const CondVar&) = delete;
+    CondVar& operator=(const CondVar&) = delete;
+
+    template <class Pred> void wait(std::unique_lock<std::mutex>& lk, Pred ready) {
+        while (!ready()) pthread_cond_wait(&c_, lk.mutex()->native_handle());
+    }
+    void notify_all() { pthread_cond_broadcast(&c_); }
+
+  private:
+    pthread_cond_t c_;
+};
+#else
+using CondVar = std::condition_variable;
+#endif
 
 class Pool {
   public:
@@ -115,7 +140,7 @@ class Pool {
     const long pid_;
     std::mutex callers_;  // one job at a time
     std::mutex m_;
-    std::condition_variable wake_, finished_;
+    CondVar wake_, finished_;
     Job* job_ = nullptr;
     std::size_t generation_ = 0;
     unsigned busy_ = 0;  // workers inside a job
