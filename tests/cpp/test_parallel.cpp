@@ -1,13 +1,16 @@
 // The thread pool under ThreadSanitizer (scripts/tsan_pool.sh): several callers at once, each
-// task run exactly once, a call from inside a task, and a forked child that must start its own
-// workers rather than wait for its parent's. Exits non-zero on any wrong result.
+// task run exactly once, a call from inside a task, a task that throws, and a forked child that
+// must start its own workers rather than wait for its parent's. Exits non-zero on any wrong
+// result.
 #include "backprop_core/parallel.hpp"
 
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <string>
 #include <cstdio>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -50,6 +53,20 @@ int main() {
     std::atomic<int> inner{0};
     parallel_for(8, [&](std::size_t) { parallel_for(4, [&](std::size_t) { ++inner; }); });
     check(inner == 32, "a call from inside a task runs all its tasks");
+
+    std::atomic<int> ran{0};
+    bool caught = false;
+    try {
+        parallel_for(20, [&](std::size_t i) {
+            ++ran;
+            if (i == 7) throw std::runtime_error("task 7");
+        });
+    } catch (const std::runtime_error& e) {
+        caught = std::string(e.what()) == "task 7";
+    }
+    check(caught, "a task's exception reaches the caller");
+    check(ran == 20, "the other tasks still run when one throws");
+    triangle_numbers(30);  // and the pool still works afterwards
 
     const pid_t pid = fork();
     if (pid == 0) {

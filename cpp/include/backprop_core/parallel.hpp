@@ -20,6 +20,8 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdlib>
+#include <exception>
+#include <new>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -41,10 +43,18 @@ struct Job {
     const void* fn;
     std::size_t tasks;
     std::atomic<std::size_t> next{0};
+    std::mutex error_lock;
+    std::exception_ptr error;  // the first task's exception, rethrown to the caller
 
-    void work() {
-        for (std::size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < tasks;)
-            run(fn, i);
+    void work() noexcept {
+        for (std::size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
+            try {
+                run(fn, i);
+            } catch (...) {  // e.g. std::bad_alloc in a worker: the caller gets it, not terminate
+                std::lock_guard<std::mutex> lk(error_lock);
+                if (!error) error = std::current_exception();
+            }
+        }
     }
 };
 
@@ -97,8 +107,15 @@ using CondVar = std::condition_variable;
 
 class Pool {
   public:
-    explicit Pool(unsigned workers) : pid_(process_id()) {
-        for (unsigned w = 0; w < workers; ++w) std::thread([this] { serve(); }).detach();
+    Pool() : pid_(process_id()) {}
+
+    // Starts up to `workers` threads; stops at the first the system refuses (the pool then
+    // works with fewer, or none: callers run their tasks themselves).
+    void start(unsigned workers) noexcept {
+        try {
+            for (unsigned w = 0; w < workers; ++w) std::thread([this] { serve(); }).detach();
+        } catch (...) {
+        }
     }
 
     // Runs the job on this thread and the free workers; false when another caller holds the pool.
@@ -151,8 +168,10 @@ inline Pool* pool() {
     static std::mutex make;
     static Pool* current = nullptr;
     std::lock_guard<std::mutex> lk(make);
-    if (current == nullptr || current->pid() != process_id())  // a forked child has no workers
-        current = new Pool(thread_budget() - 1);
+    if (current == nullptr || current->pid() != process_id()) {  // a forked child has no workers
+        current = new (std::nothrow) Pool();
+        if (current != nullptr) current->start(thread_budget() - 1);
+    }
     return current;
 }
 
@@ -165,14 +184,21 @@ inline unsigned parallel_threads() {
 }
 
 // Runs fn(i) for i in [0, tasks), each once, possibly on several threads at once; returns when
-// all are done. fn must not throw.
+// all are done. If tasks throw, every task still runs and the first exception is rethrown here.
 template <class F> void parallel_for(std::size_t tasks, const F& fn) {
     if (tasks > 1 && parallel_threads() > 1 && !detail::in_task) {
         detail::Job job{[](const void* f, std::size_t i) { (*static_cast<const F*>(f))(i); }, &fn,
                         tasks};
-        detail::in_task = true;
-        const bool done = detail::pool()->run(job);
-        detail::in_task = false;
+        bool done = false;
+        {
+            struct InTask {
+                InTask() { detail::in_task = true; }
+                ~InTask() { detail::in_task = false; }
+            } scope;
+            detail::Pool* p = detail::pool();
+            done = p != nullptr && p->run(job);
+        }
+        if (job.error) std::rethrow_exception(job.error);
         if (done) return;
     }
     for (std::size_t i = 0; i < tasks; ++i) fn(i);
