@@ -116,6 +116,8 @@ def _scales(x, weights, biases, y, relu_grad_at_zero=1.0):
         ([2, 1, 1, 1, 3], 8),  # width-1 bottleneck
         ([64, 128, 128, 10], 33),
         ([16, 600, 300, 3], 1000),  # wide layers and a large batch: every product through BLAS
+        # products cut into uneven tiles and weight gradients into uneven sample ranges
+        ([33, 1000, 70, 3], 1500),
     ],
 )
 def test_native_equals_reference(dtype, dims, N):

@@ -109,7 +109,7 @@ def _scales(r, x):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("N", [0, 1, 7, 1000])
+@pytest.mark.parametrize("N", [0, 1, 7, 1000, 2**15 + 3])  # the last: two parts on the pool
 @pytest.mark.parametrize("L", [0, 1, 3, 6])
 def test_native_equals_reference(dtype, N, L):
     rng = np.random.default_rng(1000 * L + N)
