@@ -59,8 +59,9 @@ inline void blas_single_threaded() {
 }
 
 // How a large product's output (M, N) is cut into tiles, from the shape alone: about 2^25
-// multiply-adds a tile (at most 64 tiles; smaller tiles measured slower in OpenBLAS), near-square, sides in multiples of 32. Each tile is
-// one single-threaded BLAS call, so the result is the same whatever the number of threads.
+// multiply-adds a tile (at most 64; smaller tiles measured slower in OpenBLAS), near-square,
+// sides in multiples of 32. Each tile is one single-threaded BLAS call, so the result is the same
+// whatever the number of threads.
 struct Tiling {
     std::size_t rows, cols;  // of a tile (the last ones may be smaller)
     std::size_t down, across;
@@ -68,43 +69,16 @@ struct Tiling {
     Tiling(std::size_t M, std::size_t N, std::size_t K) {
         const double work = double(M) * double(N) * double(K);
         const double tiles = std::min(64.0, std::max(1.0, work / double(1 << 25)));
-        const auto round32 = [](double v) { return std::max<std::size_t>(32, (std::size_t(v) + 31) / 32 * 32); };
-        rows = std::max<std::size_t>(1, std::min(M, round32(std::sqrt(double(M) * double(N) / tiles))));
-        cols = std::max<std::size_t>(1, std::min(N, round32(double(M) * double(N) / (tiles * double(rows)))));
+        const auto round32 = [](double v) {
+            return std::max<std::size_t>(32, (std::size_t(v) + 31) / 32 * 32);
+        };
+        const double area = double(M) * double(N);
+        rows = std::max<std::size_t>(1, std::min(M, round32(std::sqrt(area / tiles))));
+        cols = std::max<std::size_t>(1, std::min(N, round32(area / (tiles * double(rows)))));
         down = (M + rows - 1) / rows;
         across = (N + cols - 1) / cols;
     }
 };
-
-// Work cut into `count` independent tasks; run(i) does the i-th. `work` counts its
-// multiply-adds (or element operations), to tell whether other threads are worth waking.
-template <class F> struct TaskSet {
-    std::size_t count;
-    F run;
-    double work;
-};
-template <class F> TaskSet<F> task_set(std::size_t count, F run, double work) {
-    return {count, std::move(run), work};
-}
-
-// Less work than this runs on the calling thread: waking a worker costs more (measured: the
-// notebook's 6-wide network, one sample, took 2.8 us alone and 8.8 us through the pool).
-inline constexpr double parallel_work = double(1 << 20);
-
-// Runs the tasks of several sets as one parallel region (the first set's tasks are handed out
-// first): independent products of one layer share the cores with no wait between them. The
-// tasks are the same either way, so are the results.
-template <class... Sets> void run_together(const Sets&... sets) {
-    const std::size_t total = (sets.count + ... + 0);
-    const auto run = [&](std::size_t i) {
-        bool done = false;  // find the set task i belongs to, then run it
-        ((done || (i < sets.count ? (sets.run(i), done = true) : (i -= sets.count, false))), ...);
-    };
-    if ((sets.work + ... + 0.0) < parallel_work)
-        for (std::size_t i = 0; i < total; ++i) run(i);
-    else
-        parallel_for(total, run);
-}
 
 // C (M, N, row stride N) = op(A) (M, K) op(B) (K, N) as one task a tile, each tile followed by
 // epilogue(r0, r1, c0, c1) while it is still in cache. op transposes when ta / tb; lda and ldb
@@ -126,8 +100,6 @@ auto gemm_tasks(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, c
         epilogue(r0, r1, c0, c1);
     }, double(M) * double(N) * double(K));
 }
-
-inline constexpr auto no_epilogue = [](std::size_t, std::size_t, std::size_t, std::size_t) {};
 
 // out (M, N) = W (M, D) in (D, N) + b (M), and relu_out = ReLU(out) when relu_out is not null
 // (fused into the pass that adds the bias).
