@@ -68,13 +68,23 @@ struct Tiling {
 
     Tiling(std::size_t M, std::size_t N, std::size_t K) {
         const double work = double(M) * double(N) * double(K);
-        const double tiles = std::min(64.0, std::max(1.0, work / double(1 << 25)));
+        const double tiles = std::min(64.0, work / double(1 << 25));
+        if (tiles < 2) {  // one tile: the whole product (and no arithmetic for small ones)
+            rows = std::max<std::size_t>(1, M), cols = std::max<std::size_t>(1, N);
+            down = M > 0, across = N > 0;
+            return;
+        }
         const auto round32 = [](double v) {
             return std::max<std::size_t>(32, (std::size_t(v) + 31) / 32 * 32);
         };
-        const double area = double(M) * double(N);
-        rows = std::max<std::size_t>(1, std::min(M, round32(std::sqrt(area / tiles))));
-        cols = std::max<std::size_t>(1, std::min(N, round32(area / (tiles * double(rows)))));
+        const double area = double(M) * double(N), side = std::sqrt(area / tiles);
+        if (double(N) < side) {  // few columns: tiles are bands of whole rows
+            cols = N;
+            rows = std::min(M, round32(double(M) / tiles));
+        } else {  // near-square, or bands of whole columns when there are few rows
+            rows = std::min(M, round32(side));
+            cols = std::min(N, round32(area / (tiles * double(rows))));
+        }
         down = (M + rows - 1) / rows;
         across = (N + cols - 1) / cols;
     }
@@ -170,6 +180,26 @@ template <class T> auto row_sum_tasks(const T* g, std::size_t M, std::size_t N, 
     }, double(M) * double(N));
 }
 
+// dW (M, D) = g (M, N) in^T in plain loops (sums in double), for products too small for BLAS.
+template <class T>
+void weight_grad_loops(const T* g, const T* in, std::size_t M, std::size_t D, std::size_t N,
+                       T* dW) {
+    if (N == 1) {  // one sample: an outer product
+        for (std::size_t r = 0; r < M; ++r)
+            for (std::size_t d = 0; d < D; ++d) dW[r * D + d] = T(double(g[r]) * in[d]);
+        return;
+    }
+    for (std::size_t r = 0; r < M; ++r) {
+        const T* g_r = g + r * N;
+        for (std::size_t d = 0; d < D; ++d) {
+            const T* in_d = in + d * N;
+            double acc = 0;
+            for (std::size_t n = 0; n < N; ++n) acc += double(g_r[n]) * in_d[n];
+            dW[r * D + d] = T(acc);
+        }
+    }
+}
+
 // How a weight gradient's sum over N samples is cut for BLAS: `parts` ranges of `len` samples
 // (multiples of 32), about 2^25 multiply-adds each. Cutting the output (M, D) into tiles instead
 // would have each tile pack its rows of both factors over all N samples: measured 15-40% slower.
@@ -178,7 +208,11 @@ struct SampleSplit {
 
     SampleSplit(std::size_t M, std::size_t D, std::size_t N) {
         const double work = double(M) * double(D) * double(N);
-        const auto wanted = std::size_t(std::min(64.0, std::max(1.0, work / double(1 << 25))));
+        const auto wanted = std::size_t(std::min(64.0, work / double(1 << 25)));
+        if (wanted < 2) {  // one range: all samples
+            parts = 1, len = std::max<std::size_t>(1, N);
+            return;
+        }
         len = std::max<std::size_t>(32, ((N + wanted - 1) / wanted + 31) / 32 * 32);
         parts = std::max<std::size_t>(1, (N + len - 1) / len);
     }
@@ -209,20 +243,7 @@ auto weight_grad_tasks(const T* g, const T* in, std::size_t M, std::size_t D, st
 #endif
             return;
         }
-        if (N == 1) {  // one sample: an outer product
-            for (std::size_t r = 0; r < M; ++r)
-                for (std::size_t d = 0; d < D; ++d) dW[r * D + d] = T(double(g[r]) * in[d]);
-            return;
-        }
-        for (std::size_t r = 0; r < M; ++r) {
-            const T* g_r = g + r * N;
-            for (std::size_t d = 0; d < D; ++d) {
-                const T* in_d = in + d * N;
-                double acc = 0;
-                for (std::size_t n = 0; n < N; ++n) acc += double(g_r[n]) * in_d[n];
-                dW[r * D + d] = T(acc);
-            }
-        }
+        weight_grad_loops(g, in, M, D, N, dW);
     }, double(M) * double(D) * double(N));
 }
 
@@ -240,6 +261,29 @@ auto weight_grad_sum_tasks(std::size_t M, std::size_t D, std::size_t N, T* dW, c
     }, double(extra) * double(M) * double(D));
 }
 
+// out (D, N) = W^T (D, M) g (M, N) in plain loops, for products too small for BLAS.
+template <class T>
+void input_grad_loops(const T* W, const T* g, std::size_t M, std::size_t D, std::size_t N,
+                      T* out) {
+    std::fill(out, out + D * N, T(0));
+    if (N == 1) {  // one sample: out += g_r * W[r, :], row by row
+        for (std::size_t r = 0; r < M; ++r) {
+            const T gr = g[r];
+            const T* w = W + r * D;
+            for (std::size_t d = 0; d < D; ++d) out[d] += w[d] * gr;
+        }
+    } else {
+        for (std::size_t r = 0; r < M; ++r) {
+            const T* g_r = g + r * N;
+            for (std::size_t d = 0; d < D; ++d) {
+                const T w = W[r * D + d];
+                T* dst = out + d * N;
+                for (std::size_t n = 0; n < N; ++n) dst[n] += w * g_r[n];
+            }
+        }
+    }
+}
+
 // out (D, N) = W^T (D, M) g (M, N), then epilogue(r0, r1, c0, c1) over the rows [r0, r1) and
 // columns [c0, c1) of out: a task a tile when BLAS does the product, else one task of loops.
 template <class T, class Epilogue>
@@ -249,23 +293,7 @@ auto input_grad_tasks(const T* W, const T* g, std::size_t M, std::size_t D, std:
     const auto tiles = gemm_tasks(true, false, D, N, M, W, D, g, N, out, epilogue);
     return task_set(blas ? tiles.count : D * N > 0, [=, &epilogue](std::size_t i) {
         if (blas) return tiles.run(i);
-        std::fill(out, out + D * N, T(0));
-        if (N == 1) {  // one sample: out += g_r * W[r, :], row by row
-            for (std::size_t r = 0; r < M; ++r) {
-                const T gr = g[r];
-                const T* w = W + r * D;
-                for (std::size_t d = 0; d < D; ++d) out[d] += w[d] * gr;
-            }
-        } else {
-            for (std::size_t r = 0; r < M; ++r) {
-                const T* g_r = g + r * N;
-                for (std::size_t d = 0; d < D; ++d) {
-                    const T w = W[r * D + d];
-                    T* dst = out + d * N;
-                    for (std::size_t n = 0; n < N; ++n) dst[n] += w * g_r[n];
-                }
-            }
-        }
+        input_grad_loops(W, g, M, D, N, out);
         epilogue(0, D, 0, N);
     }, double(M) * double(D) * double(N));
 }

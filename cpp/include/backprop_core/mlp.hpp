@@ -76,10 +76,21 @@ T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, cons
                 for (std::size_t n = c0; n < c1; ++n) row[n] *= relu_grad(fr[n], c);
             }
         };
-        run_together(weight_grad_tasks(g, h[k], M, dims[k], N, dW[k], partials),
-                     input_grad_tasks(net.weights[k], g, M, D, N, g_prev, relu_mask),
-                     row_sum_tasks(g, M, N, db[k]));
-        run_together(weight_grad_sum_tasks(M, dims[k], N, dW[k], partials));
+        const double work = double(M) * double(N) * double(dims[k] + D + 1);
+        if (work < parallel_work && !use_blas(M, dims[k], N) && !use_blas(D, N, M)) {
+            // a small layer: the same loops the tasks would run, without building them
+            weight_grad_loops(g, h[k], M, dims[k], N, dW[k]);
+            if (D * N > 0) {
+                input_grad_loops(net.weights[k], g, M, D, N, g_prev);
+                relu_mask(0, D, 0, N);
+            }
+            for (std::size_t i = 0; i < M; ++i) db[k][i] = T(sum_row(g + i * N, N));
+        } else {
+            run_together(weight_grad_tasks(g, h[k], M, dims[k], N, dW[k], partials),
+                         input_grad_tasks(net.weights[k], g, M, D, N, g_prev, relu_mask),
+                         row_sum_tasks(g, M, N, db[k]));
+            run_together(weight_grad_sum_tasks(M, dims[k], N, dW[k], partials));
+        }
         std::swap(g, g_prev);
     }
     return T(loss);
