@@ -1,4 +1,4 @@
-// The thread pool under ThreadSanitizer (scripts/tsan_pool.sh): several callers at once, each
+// The thread pool under ThreadSanitizer (scripts/test_cpp.sh): several callers at once, each
 // task run exactly once, a call from inside a task, a task that throws, and a forked child that
 // must start its own workers rather than wait for its parent's. Exits non-zero on any wrong
 // result.

@@ -59,9 +59,9 @@ inline void blas_single_threaded() {
 }
 
 // How a large product's output (M, N) is cut into tiles, from the shape alone: about 2^25
-// multiply-adds a tile (at most 64; smaller tiles measured slower in OpenBLAS), near-square,
-// sides in multiples of 32. Each tile is one single-threaded BLAS call, so the result is the same
-// whatever the number of threads.
+// multiply-adds a tile, 64 tiles at most (smaller tiles measured slower in OpenBLAS), in the
+// output's proportions, sides in multiples of 32. Each tile is one single-threaded BLAS call, so
+// the result is the same whatever the number of threads. tests/cpp/test_tiling.cpp checks it.
 struct Tiling {
     std::size_t rows, cols;  // of a tile (the last ones may be smaller)
     std::size_t down, across;
@@ -74,16 +74,21 @@ struct Tiling {
             down = M > 0, across = N > 0;
             return;
         }
-        const auto round32 = [](double v) {
-            return std::max<std::size_t>(32, (std::size_t(v) + 31) / 32 * 32);
+        // Of the ways to cut rows into d bands and columns into a, with d * a within the aim and
+        // sides rounded up to multiples of 32: the most tiles, then the squarest.
+        const auto side = [](std::size_t n, std::size_t bands) {
+            const std::size_t even = (n + bands - 1) / bands;
+            return std::min(n, std::max<std::size_t>(32, (even + 31) / 32 * 32));
         };
-        const double area = double(M) * double(N), side = std::sqrt(area / tiles);
-        if (double(N) < side) {  // few columns: tiles are bands of whole rows
-            cols = N;
-            rows = std::min(M, round32(double(M) / tiles));
-        } else {  // near-square, or bands of whole columns when there are few rows
-            rows = std::min(M, round32(side));
-            cols = std::min(N, round32(area / (tiles * double(rows))));
+        const auto most = std::size_t(tiles);
+        std::size_t best = 0;
+        double best_shape = 0;
+        for (std::size_t d = 1; d <= std::min(most, (M + 31) / 32); ++d) {
+            const std::size_t r = side(M, d), c = side(N, std::min(most / d, (N + 31) / 32));
+            const std::size_t count = ((M + r - 1) / r) * ((N + c - 1) / c);
+            const double shape = std::abs(std::log(double(r) / double(c)));
+            if (count > best || (count == best && shape < best_shape))
+                best = count, best_shape = shape, rows = r, cols = c;
         }
         down = (M + rows - 1) / rows;
         across = (N + cols - 1) / cols;

@@ -1,0 +1,56 @@
+// How large products are cut (gemm.hpp), checked over many shapes: tiles cover the output exactly
+// once with no empty tile, sample ranges cover the samples exactly once, neither depends on
+// anything but the shape, and the counts stay near the aim (about 2^25 multiply-adds a piece).
+#include "backprop_core/gemm.hpp"
+
+#include <cstdio>
+#include <random>
+#include <vector>
+
+using backprop_core::SampleSplit;
+using backprop_core::Tiling;
+
+static int failures = 0;
+
+static void check(bool ok, const char* what, std::size_t M, std::size_t N, std::size_t K) {
+    if (!ok && failures++ < 10) std::fprintf(stderr, "FAILED: %s (%zu x %zu x %zu)\n", what, M, N, K);
+}
+
+int main() {
+    std::mt19937_64 rng(7);
+    auto dim = [&](unsigned max_log2) {
+        const unsigned bits = unsigned(rng() % (max_log2 + 1));
+        return std::size_t(rng() % (std::size_t(1) << bits)) + (rng() % 8 == 0 ? 0 : 1);
+    };
+    std::size_t most_tiles = 0, most_parts = 0;
+    for (int trial = 0; trial < 200000; ++trial) {
+        const std::size_t M = dim(14), N = dim(16), K = dim(14);
+        const Tiling t(M, N, K);
+        check(t.rows >= 1 && t.cols >= 1, "tile sides are positive", M, N, K);
+        check(t.down == (M + t.rows - 1) / t.rows && t.across == (N + t.cols - 1) / t.cols,
+              "the tiles cover the output", M, N, K);
+        check(M == 0 || (t.down - 1) * t.rows < M, "no empty row of tiles", M, N, K);
+        check(N == 0 || (t.across - 1) * t.cols < N, "no empty column of tiles", M, N, K);
+        const double work = double(M) * double(N) * double(K);
+        const std::size_t tiles = t.down * t.across;
+        if (work < double(1 << 26)) check(tiles <= 1, "small products are one tile", M, N, K);
+        const double aim = std::min(64.0, std::max(1.0, work / double(1 << 25)));
+        check(tiles <= 64 && double(tiles) <= aim, "no more tiles than the aim", M, N, K);
+        // At least half the aim, unless the output has fewer 32 x 32 blocks than that (sides
+        // are multiples of 32, so three tiles' worth may round to two).
+        const double blocks = double((M + 31) / 32) * double((N + 31) / 32);
+        check(2.0 * double(tiles) >= std::min(std::floor(aim), blocks), "at least half the aim", M, N, K);
+        most_tiles = std::max(most_tiles, tiles);
+
+        const SampleSplit s(M, K, N);  // a weight gradient (M, K) summed over N samples
+        check(s.parts >= 1 && s.len >= 1, "ranges are positive", M, N, K);
+        check(N == 0 || (s.parts - 1) * s.len < N, "no empty range", M, N, K);
+        check(s.parts * s.len >= N, "the ranges cover the samples", M, N, K);
+        most_parts = std::max(most_parts, s.parts);
+        const Tiling again(M, N, K);
+        check(again.rows == t.rows && again.cols == t.cols, "the same shape, the same tiles", M, N, K);
+    }
+    std::printf("tiling: %s (at most %zu tiles, %zu sample ranges)\n",
+                failures ? "FAILED" : "all checks passed", most_tiles, most_parts);
+    return failures ? 1 : 0;
+}
