@@ -186,7 +186,7 @@ def test_a_forked_child_computes_the_same():
     assert got == expected
 
 
-@pytest.mark.parametrize("value", ["0", "-2", "two", "2x", ""])
+@pytest.mark.parametrize("value", ["0", "-2", "two", "2x", "", "+3", " 3"])
 def test_a_bad_thread_count_is_ignored_with_a_warning(value):
     import os
     import subprocess

@@ -18,6 +18,7 @@
 // (same results).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -27,7 +28,6 @@
 #include <mutex>
 #include <thread>
 #include <utility>
-#include <vector>
 
 #if defined(__linux__)
 #include <sched.h>
@@ -63,11 +63,13 @@ struct Job {
 
 // How many threads (the caller included) the pool may use.
 inline unsigned thread_budget() {
+    // Digits only, as the Python package checks (it warns about anything else, which is ignored).
     if (const char* env = std::getenv("BACKPROP_CORE_NUM_THREADS")) {
-        char* end = nullptr;
-        const long n = std::strtol(env, &end, 10);
-        if (end != env && *end == '\0' && n >= 1) return unsigned(n < 256 ? n : 256);
-    }  // anything else is ignored (the Python package warns about it)
+        unsigned long n = 0;
+        const char* c = env;
+        for (; *c >= '0' && *c <= '9'; ++c) n = std::min(n * 10 + unsigned(*c - '0'), 1000ul);
+        if (c != env && *c == '\0' && n >= 1) return unsigned(std::min(n, 256ul));
+    }
 #if defined(__linux__)
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0) return unsigned(CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1);

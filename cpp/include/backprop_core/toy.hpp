@@ -56,6 +56,9 @@ inline std::size_t toy_parts(std::size_t N) {
 struct ToySums {
     double loss = 0;
     std::vector<double> dbeta, domega;
+
+    ToySums() = default;
+    explicit ToySums(std::size_t L) : dbeta(L + 1, 0.0), domega(L + 1, 0.0) {}
 };
 
 // Forward pass of samples [n0, n1): fills those columns of f (L+1, N) and h (L, N).
@@ -88,9 +91,7 @@ ToySums toy_backward_part(const ToyChain<T>& c, const T* x, const T* y, std::siz
                           std::size_t N, std::size_t n0, std::size_t n1, const T* f, const T* h,
                           T* dl_df, T* dl_dh) {
     const std::size_t L = c.L;
-    ToySums s;  // sums in double: float32 rounds once, at the end
-    s.dbeta.assign(L + 1, 0.0);
-    s.domega.assign(L + 1, 0.0);
+    ToySums s(L);  // sums in double: float32 rounds once, at the end
     const T* f_L = f + L * N;
     T* g_L = dl_df + L * N;
     for (std::size_t n = n0; n < n1; ++n) {
@@ -163,9 +164,7 @@ ToySums toy_sums(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_str
                  std::size_t begin, std::size_t end) {
     const std::size_t B = std::min<std::size_t>(256, std::max<std::size_t>(1, end - begin));
     const std::size_t L = c.L;
-    ToySums s;
-    s.dbeta.assign(L + 1, 0.0);
-    s.domega.assign(L + 1, 0.0);
+    ToySums s(L);
     std::vector<T> buf((2 * L + 3) * B);
     T* f = buf.data();            // rows f_0 .. f_L
     T* h = f + (L + 1) * B;       // rows h_1 .. h_L
