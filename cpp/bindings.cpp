@@ -387,9 +387,10 @@ template <class T> struct Grads {
     std::vector<T*> w, b;
 };
 
-template <class T> size_t workspace_size(const Net<T>& net, size_t N) {
-    for (size_t d : net.dims) checked_mul(2, checked_mul(d, N));
-    return backprop_core::mlp_workspace_size(net.K, net.dims.data(), N);
+// The backward pass's scratch, its size checked first (MemoryError rather than a wrap-around).
+size_t workspace_size(size_t K, const size_t* dims, size_t N) {
+    for (size_t k = 0; k <= K + 1; ++k) checked_mul(2, checked_mul(dims[k], N));
+    return backprop_core::mlp_workspace_size(K, dims, N);
 }
 
 template <class T> Grads<T> allocate_grads(const Net<T>& net) {
@@ -480,7 +481,7 @@ py::tuple backward(const py::sequence& all_weights, const py::sequence& all_bias
     const auto ys = y_strides(ya, net.dims[layers], N);
     const auto view = net.view(checked_relu_grad(relu_grad_at_zero));
     auto g = allocate_grads(net);
-    std::vector<T> work(workspace_size(net, N));
+    std::vector<T> work(workspace_size(net.K, net.dims.data(), N));
     {
         ReleaseGil release(mlp_work(net.dims, N));
         backprop_core::mlp_backward(view, f.data(), h.data(), data<T>(ya), ys.data(), N,
@@ -508,8 +509,7 @@ T run_gradients(const backprop_core::MLPView<T>& view, const T* x, size_t N, con
     s.offsets.assign(1, 0);
     for (size_t k = 0; k <= K; ++k)
         s.offsets.push_back(checked_add(s.offsets.back(), checked_mul(view.dims[k + 1], N)));
-    for (size_t k = 0; k <= K + 1; ++k) checked_mul(2, checked_mul(view.dims[k], N));
-    const size_t work = backprop_core::mlp_workspace_size(K, view.dims, N);
+    const size_t work = workspace_size(K, view.dims, N);
     const size_t total = s.offsets.back();
     const size_t need = checked_add(checked_mul(2, total), work);
     if (s.store.size() < need) s.store.resize(need);
