@@ -864,7 +864,8 @@ class NativeMLP {
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "Native core of backprop_core (private: use the backprop_core package).";
-    m.attr("blas") = backprop_core::blas_available();
+    m.def("blas", &backprop_core::blas_name,
+          "The BLAS that large matrix products go to, as built in (or 'none').");
     m.def("threads", &backprop_core::parallel_threads,
           "Threads the large passes may use, the caller's included (the CPUs this process may "
           "run on, or BACKPROP_CORE_NUM_THREADS). Results do not depend on it.");

@@ -23,15 +23,20 @@ REQUIRED = {
 }
 
 
-# Linux x86_64 and aarch64 builds link OpenBLAS from scipy-openblas32 and carry it beside the core.
-BLAS = {"backprop_core/libscipy_openblas*.so": "the vendored OpenBLAS the core loads"}
+# Linux x86_64 builds link oneMKL statically and must carry its licence; Linux aarch64 builds
+# link OpenBLAS from scipy-openblas32 and carry it beside the core.
+BLAS = {
+    "linux_x86_64": {"backprop_core/licenses/oneMKL-LICENSE.txt": "the licence of the oneMKL linked in"},
+    "linux_aarch64": {"backprop_core/libscipy_openblas*.so": "the vendored OpenBLAS the core loads"},
+}
 
 
 def missing_files(names: list[str], wheel_name: str = "") -> list[str]:
     """The REQUIRED patterns that no name in ``names`` matches, described."""
     required = dict(REQUIRED)
-    if "linux_x86_64" in wheel_name or "linux_aarch64" in wheel_name:
-        required.update(BLAS)
+    for platform, files in BLAS.items():
+        if platform in wheel_name:
+            required.update(files)
     return [
         f"{pattern} ({why})"
         for pattern, why in required.items()

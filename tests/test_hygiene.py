@@ -186,6 +186,30 @@ def test_a_forked_child_computes_the_same():
     assert got == expected
 
 
+def _at_offset(a: np.ndarray, offset: int) -> np.ndarray:
+    """A C-contiguous copy of ``a`` starting ``offset`` elements into a fresh buffer."""
+    buf = np.empty(a.size + offset, a.dtype)
+    out = buf[offset:].reshape(a.shape)
+    out[...] = a
+    assert out.flags.c_contiguous and out.ctypes.data % 64 == (buf.ctypes.data + offset * a.itemsize) % 64
+    return out
+
+
+@pytest.mark.parametrize("offset", [1, 3, 8])
+def test_results_do_not_depend_on_where_the_arrays_lie(offset):
+    """The same values at other addresses (other alignments) give the same bits: a BLAS may take
+    other code paths for other alignments (oneMKL does unless told not to)."""
+    for x, y, W, b in _big_jobs():
+        want = bc.gradients(x, y, W, b)
+        got = bc.gradients(
+            _at_offset(x, offset), _at_offset(y, offset),
+            [_at_offset(w, offset) for w in W], [_at_offset(v, offset) for v in b],
+        )
+        assert np.asarray(got[0]).tobytes() == np.asarray(want[0]).tobytes()
+        for g, w in zip(got[1] + got[2], want[1] + want[2]):
+            assert g.tobytes() == w.tobytes()
+
+
 @pytest.mark.parametrize("value", ["0", "-2", "two", "2x", "", "+3", " 3"])
 def test_a_bad_thread_count_is_ignored_with_a_warning(value):
     import os

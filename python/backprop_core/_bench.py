@@ -975,7 +975,8 @@ def machine_lines() -> list[str]:
             + (f"; environment {', '.join(env)}" if env else "")
         ),
         (
-            f"- Python {platform.python_version()}, backprop_core {bc.__version__}, "
+            f"- Python {platform.python_version()}, backprop_core {bc.__version__} "
+            f"(BLAS: {bc._core.blas()}), "
             f"numpy {np.__version__} ({blas_name()})"
         ),
     ]

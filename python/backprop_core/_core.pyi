@@ -81,6 +81,10 @@ def backward(all_weights: typing.Any, all_biases: typing.Any, all_f: typing.Any,
     """
     Backward pass of the ReLU MLP: returns (all_dl_dweights, all_dl_dbiases).
     """
+def blas() -> str:
+    """
+    The BLAS that large matrix products go to, as built in (or 'none').
+    """
 def forward(net_input: typing.Any, all_weights: typing.Any, all_biases: typing.Any) -> typing.Any:
     """
     Forward pass of the ReLU MLP: returns (net_output, all_f, all_h).
@@ -105,4 +109,3 @@ def toy_gradients(x: typing.Any, y: typing.Any, beta: typing.Any, omega: typing.
     """
     Loss and parameter gradients of the toy chain, no per-sample output: returns (loss, dl_dbeta, dl_domega).
     """
-blas: bool = True

@@ -1,18 +1,27 @@
-// The three matrix products of an affine layer, row-major. Large products go to a CBLAS (OpenBLAS
-// from scipy-openblas32, when the build defines BACKPROP_CORE_CBLAS); small ones stay in plain
-// loops, where a BLAS call costs more than the arithmetic.
+// The three matrix products of an affine layer, row-major. Large products go to a CBLAS (oneMKL,
+// linked statically, when the build defines BACKPROP_CORE_MKL; OpenBLAS from scipy-openblas32
+// when it defines BACKPROP_CORE_CBLAS); small ones stay in plain loops, where a BLAS call costs
+// more than the arithmetic.
 #pragma once
 
 #include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstddef>
+#include <string>
 
 #include "activations.hpp"
 #include "parallel.hpp"
 
-#if defined(BACKPROP_CORE_CBLAS)
+#if defined(BACKPROP_CORE_MKL)  // oneMKL, linked statically, sequential
+#define BACKPROP_CORE_CBLAS 1
+#include <mkl.h>
+#define BACKPROP_CORE_SGEMM cblas_sgemm
+#define BACKPROP_CORE_DGEMM cblas_dgemm
+#elif defined(BACKPROP_CORE_CBLAS)
 #include <cblas.h>  // scipy-openblas32: symbols carry a scipy_ prefix
+#define BACKPROP_CORE_SGEMM scipy_cblas_sgemm
+#define BACKPROP_CORE_DGEMM scipy_cblas_dgemm
 #endif
 
 namespace backprop_core {
@@ -28,6 +37,18 @@ inline bool blas_available() {
 #endif
 }
 
+// The BLAS the core was built with, for reports.
+inline std::string blas_name() {
+#if defined(BACKPROP_CORE_MKL)
+    return "oneMKL " + std::to_string(__INTEL_MKL__) + "." + std::to_string(__INTEL_MKL_MINOR__) +
+           " update " + std::to_string(__INTEL_MKL_UPDATE__) + " (static, sequential)";
+#elif defined(BACKPROP_CORE_CBLAS)
+    return "OpenBLAS (scipy-openblas32)";
+#else
+    return "none";
+#endif
+}
+
 // CBLAS takes int sizes: anything from 2^31 up stays in the loops.
 inline bool use_blas(std::size_t M, std::size_t N, std::size_t K) {
     const std::size_t limit = std::size_t(INT_MAX);
@@ -39,20 +60,27 @@ inline bool use_blas(std::size_t M, std::size_t N, std::size_t K) {
 inline void cblas_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K,
                        const float* A, std::size_t lda, const float* B, std::size_t ldb,
                        float* C, std::size_t ldc) {
-    scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                      int(M), int(N), int(K), 1.0f, A, int(lda), B, int(ldb), 0.0f, C, int(ldc));
+    BACKPROP_CORE_SGEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                        tb ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), 1.0f, A,
+                        int(lda), B, int(ldb), 0.0f, C, int(ldc));
 }
 inline void cblas_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K,
                        const double* A, std::size_t lda, const double* B, std::size_t ldb,
                        double* C, std::size_t ldc) {
-    scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                      int(M), int(N), int(K), 1.0, A, int(lda), B, int(ldb), 0.0, C, int(ldc));
+    BACKPROP_CORE_DGEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                        tb ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), 1.0, A,
+                        int(lda), B, int(ldb), 0.0, C, int(ldc));
 }
 #endif
 
 // The pool's threads call BLAS, each call on one thread: BLAS threads of its own would compete.
-inline void blas_single_threaded() {
-#if defined(BACKPROP_CORE_CBLAS)
+inline void blas_setup() {
+#if defined(BACKPROP_CORE_MKL)
+    // The sequential library has no threads. Conditional numerical reproducibility: without it
+    // oneMKL may take other code paths, and give other last bits, for other data alignments.
+    static const bool once = (mkl_cbwr_set(MKL_CBWR_AUTO), true);
+    (void)once;
+#elif defined(BACKPROP_CORE_CBLAS) && !defined(BACKPROP_CORE_MKL)
     static const bool once = (scipy_openblas_set_num_threads(1), true);
     (void)once;
 #endif
@@ -101,7 +129,7 @@ struct Tiling {
 template <class T, class Epilogue>
 auto gemm_tasks(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, const T* A,
                 std::size_t lda, const T* B, std::size_t ldb, T* C, const Epilogue& epilogue) {
-    blas_single_threaded();
+    blas_setup();
     const Tiling t(M, N, K);
     return task_set(t.down * t.across, [=, &epilogue](std::size_t i) {
         const std::size_t r0 = (i / t.across) * t.rows, c0 = (i % t.across) * t.cols;
@@ -236,7 +264,7 @@ auto weight_grad_tasks(const T* g, const T* in, std::size_t M, std::size_t D, st
                        T* dW, T* scratch) {
     const bool blas = use_blas(M, D, N);
     const SampleSplit split(M, D, N);
-    blas_single_threaded();
+    blas_setup();
     return task_set(blas ? split.parts : M * D > 0, [=](std::size_t i) {
         if (blas) {
             const std::size_t n0 = i * split.len, n = std::min(N, n0 + split.len) - n0;

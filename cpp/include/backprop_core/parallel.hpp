@@ -46,8 +46,8 @@ struct Job {
     const void* fn;
     std::size_t tasks;
     std::atomic<std::size_t> next{0};
-    std::mutex error_lock;
-    std::exception_ptr error;  // the first task's exception, rethrown to the caller
+    std::mutex error_lock{};
+    std::exception_ptr error{};  // the first task's exception, rethrown to the caller
 
     void work() noexcept {
         for (std::size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
