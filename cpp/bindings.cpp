@@ -490,8 +490,6 @@ py::tuple backward(const py::sequence& all_weights, const py::sequence& all_bias
     return py::make_tuple(g.dW, g.db);
 }
 
-// Forward and backward pass with the intermediates in `store` (grown as needed): f_k and h_{k+1}
-// for every layer, then the backward scratch. Releases the GIL around the core.
 // What a forward and backward pass needs besides its inputs and outputs, kept between calls.
 template <class T> struct Scratch {
     std::vector<T> store;  // f_k and h_{k+1} for every layer, then the backward scratch
@@ -506,6 +504,16 @@ template <class T>
 T run_gradients(const backprop_core::MLPView<T>& view, const T* x, size_t N, const T* y,
                 const size_t* ys, Grads<T>& g, Scratch<T>& s) {
     const size_t K = view.K;
+#if defined(BACKPROP_CORE_CBLAS)
+    const backprop_core::BlockPlan plan(K, view.dims, N, sizeof(T));
+    if (plan.use) {  // blocks of samples forward and back, no f or h for all N kept
+        const size_t need = checked_mul(plan.groups, checked_add(plan.params, plan.block_scratch()));
+        if (s.store.size() < need) s.store.resize(need);
+        ReleaseGil release(3 * mlp_work(view.dims, K + 2, N));
+        return backprop_core::mlp_gradients_blocked(view, plan, x, N, y, ys, g.w.data(),
+                                                    g.b.data(), s.store.data());
+    }
+#endif
     s.offsets.assign(1, 0);
     for (size_t k = 0; k <= K; ++k)
         s.offsets.push_back(checked_add(s.offsets.back(), checked_mul(view.dims[k + 1], N)));

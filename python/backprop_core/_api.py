@@ -216,7 +216,10 @@ def gradients(
     """Loss and every weight and bias derivative of the ReLU MLP, in one native call.
 
     Equivalent to :func:`forward` then :func:`backward`, but the intermediates stay in native
-    memory.
+    memory; for large batches the samples go forward and back in blocks that stay in cache, so
+    no activation is kept for the whole batch. The sums over samples are then grouped by block,
+    so results may differ from :func:`backward`'s in the last bits (never with the number of
+    threads or the machine's load).
 
     Parameters
     ----------

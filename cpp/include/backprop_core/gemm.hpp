@@ -57,19 +57,20 @@ inline bool use_blas(std::size_t M, std::size_t N, std::size_t K) {
 }
 
 #if defined(BACKPROP_CORE_CBLAS)
+// C = op(A) op(B) (+ C when accumulate), one BLAS call on the calling thread.
 inline void cblas_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K,
                        const float* A, std::size_t lda, const float* B, std::size_t ldb,
-                       float* C, std::size_t ldc) {
+                       float* C, std::size_t ldc, bool accumulate = false) {
     BACKPROP_CORE_SGEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
                         tb ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), 1.0f, A,
-                        int(lda), B, int(ldb), 0.0f, C, int(ldc));
+                        int(lda), B, int(ldb), accumulate ? 1.0f : 0.0f, C, int(ldc));
 }
 inline void cblas_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K,
                        const double* A, std::size_t lda, const double* B, std::size_t ldb,
-                       double* C, std::size_t ldc) {
+                       double* C, std::size_t ldc, bool accumulate = false) {
     BACKPROP_CORE_DGEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
                         tb ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), 1.0, A,
-                        int(lda), B, int(ldb), 0.0, C, int(ldc));
+                        int(lda), B, int(ldb), accumulate ? 1.0 : 0.0, C, int(ldc));
 }
 #endif
 
@@ -144,6 +145,44 @@ auto gemm_tasks(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, c
     }, double(M) * double(N) * double(K));
 }
 
+// Epilogues, over rows [r0, r1) and columns [c0, c1) of a row-major output, rows ld apart:
+// out += the row's bias, and h = ReLU(out) when h is not null (the forward pass) ...
+template <class T> struct BiasRelu {
+    T* out;
+    const T* bias;
+    T* h;
+    std::size_t ld;
+
+    void operator()(std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) const {
+        for (std::size_t i = r0; i < r1; ++i) {
+            T* row = out + i * ld;
+            const T b = bias[i];
+            if (h) {
+                T* hr = h + i * ld;
+                for (std::size_t n = c0; n < c1; ++n) hr[n] = relu(row[n] += b);
+            } else {
+                for (std::size_t n = c0; n < c1; ++n) row[n] += b;
+            }
+        }
+    }
+};
+
+// ... and g *= ReLU'(f), with ReLU'(0) = at_zero (the backward pass).
+template <class T> struct ReluMask {
+    T* g;
+    const T* f;
+    std::size_t ld;
+    T at_zero;
+
+    void operator()(std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) const {
+        for (std::size_t i = r0; i < r1; ++i) {
+            T* row = g + i * ld;
+            const T* fr = f + i * ld;
+            for (std::size_t n = c0; n < c1; ++n) row[n] *= relu_grad(fr[n], at_zero);
+        }
+    }
+};
+
 // out (M, N) = W (M, D) in (D, N) + b (M), and relu_out = ReLU(out) when relu_out is not null
 // (fused into the pass that adds the bias).
 template <class T>
@@ -151,18 +190,7 @@ void affine(const T* W, const T* b, const T* in, std::size_t M, std::size_t D, s
             T* out, T* relu_out = nullptr) {
 #if defined(BACKPROP_CORE_CBLAS)
     if (use_blas(M, N, D)) {
-        const auto bias_relu = [&](std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) {
-            for (std::size_t i = r0; i < r1; ++i) {
-                T* row = out + i * N;
-                const T bias = b[i];
-                if (relu_out) {
-                    T* h = relu_out + i * N;
-                    for (std::size_t n = c0; n < c1; ++n) h[n] = relu(row[n] += bias);
-                } else {
-                    for (std::size_t n = c0; n < c1; ++n) row[n] += bias;
-                }
-            }
-        };
+        const BiasRelu<T> bias_relu{out, b, relu_out, N};
         return run_together(gemm_tasks(false, false, M, N, D, W, D, in, N, out, bias_relu));
     }
 #endif
