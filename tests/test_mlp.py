@@ -146,22 +146,17 @@ def test_native_equals_reference(dtype, dims, N):
         assert_all_close(g_db, r_db, "gradients db", rtol, db_s)
 
 
-@pytest.mark.parametrize("y_shape", [(), (1, 1), (20, 1), (1, 5000), (5000,), (20, 5000)])
-def test_y_broadcasts_like_numpy_in_the_blocked_pass(y_shape):
-    rng = np.random.default_rng(6)
-    x, y, W, b = random_net(rng, [30, 200, 20], 5000, np.float64, y_shape=y_shape)
-    loss, dW, db = bc.gradients(x, y, W, b)
-    r_loss, r_dW, r_db = ref.gradients(x, y, W, b)
-    _, _, loss_s, dW_s, db_s = _scales(x, W, b, np.broadcast_to(y, (20, 5000)))
-    assert_close(loss, r_loss, "loss", RTOL[np.dtype(np.float64)], loss_s)
-    assert_all_close(dW, r_dW, "dW", RTOL[np.dtype(np.float64)], dW_s)
-    assert_all_close(db, r_db, "db", RTOL[np.dtype(np.float64)], db_s)
+_SMALL, _BLOCKED = ([2, 4, 3], 6), ([30, 200, 20], 5000)  # the second in blocks of samples
 
 
-@pytest.mark.parametrize("y_shape", [(), (1, 1), (3, 1), (1, 6), (6,), (3, 6)])
-def test_y_broadcasts_like_numpy(y_shape):
+@pytest.mark.parametrize(
+    "net, y_shape",
+    [(_SMALL, s) for s in [(), (1, 1), (3, 1), (1, 6), (6,), (3, 6)]]
+    + [(_BLOCKED, s) for s in [(), (20, 1), (1, 5000), (5000,), (20, 5000)]],
+)
+def test_y_broadcasts_like_numpy(net, y_shape):
     rng = np.random.default_rng(5)
-    x, y, W, b = random_net(rng, [2, 4, 3], 6, np.float64, y_shape=y_shape)
+    x, y, W, b = random_net(rng, *net, np.float64, y_shape=y_shape)
     loss, dW, db = bc.gradients(x, y, W, b)
     r_loss, r_dW, r_db = ref.gradients(x, y, W, b)
     f_s, h_s, loss_s, dW_s, db_s = _scales(x, W, b, y)
