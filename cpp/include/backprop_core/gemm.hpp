@@ -12,6 +12,7 @@
 
 #include "activations.hpp"
 #include "parallel.hpp"
+#include "vmath.hpp"
 
 #if defined(BACKPROP_CORE_MKL)  // oneMKL, linked statically, sequential
 #define BACKPROP_CORE_CBLAS 1
@@ -154,16 +155,18 @@ template <class T> struct BiasRelu {
     std::size_t ld;
 
     void operator()(std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) const {
-        for (std::size_t i = r0; i < r1; ++i) {
-            T* row = out + i * ld;
-            const T b = bias[i];
-            if (h) {
-                T* hr = h + i * ld;
-                for (std::size_t n = c0; n < c1; ++n) hr[n] = relu(row[n] += b);
-            } else {
-                for (std::size_t n = c0; n < c1; ++n) row[n] += b;
+        with_widest_vectors([&] {
+            for (std::size_t i = r0; i < r1; ++i) {
+                T* row = out + i * ld;
+                const T b = bias[i];
+                if (h) {
+                    T* hr = h + i * ld;
+                    for (std::size_t n = c0; n < c1; ++n) hr[n] = relu(row[n] += b);
+                } else {
+                    for (std::size_t n = c0; n < c1; ++n) row[n] += b;
+                }
             }
-        }
+        });
     }
 };
 
@@ -175,11 +178,13 @@ template <class T> struct ReluMask {
     T at_zero;
 
     void operator()(std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) const {
-        for (std::size_t i = r0; i < r1; ++i) {
-            T* row = g + i * ld;
-            const T* fr = f + i * ld;
-            for (std::size_t n = c0; n < c1; ++n) row[n] *= relu_grad(fr[n], at_zero);
-        }
+        with_widest_vectors([&] {
+            for (std::size_t i = r0; i < r1; ++i) {
+                T* row = g + i * ld;
+                const T* fr = f + i * ld;
+                for (std::size_t n = c0; n < c1; ++n) row[n] *= relu_grad(fr[n], at_zero);
+            }
+        });
     }
 };
 
@@ -216,19 +221,16 @@ void affine(const T* W, const T* b, const T* in, std::size_t M, std::size_t D, s
     }
 }
 
-// The sum of row[0..N) in double, in four interleaved partial sums (so the additions do not
-// wait on each other), combined in a fixed order.
+// The sum of row[0..N) in double, in eight interleaved partial sums (so the additions do not
+// wait on each other, and vectorise), combined in a fixed order.
 template <class T> double sum_row(const T* row, std::size_t N) {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     std::size_t n = 0;
-    for (; n + 4 <= N; n += 4) {
-        s0 += row[n];
-        s1 += row[n + 1];
-        s2 += row[n + 2];
-        s3 += row[n + 3];
-    }
-    for (; n < N; ++n) s0 += row[n];
-    return (s0 + s1) + (s2 + s3);
+    for (; n + 8 <= N; n += 8)
+        for (std::size_t j = 0; j < 8; ++j) lane[j] += row[n + j];
+    for (; n < N; ++n) lane[n % 8] += row[n];
+    const double low = (lane[0] + lane[1]) + (lane[2] + lane[3]);
+    return low + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
 // db (M) = g (M, N) summed over samples (df/db = 1), as tasks of 16 rows when there are many
@@ -236,8 +238,10 @@ template <class T> double sum_row(const T* row, std::size_t N) {
 template <class T> auto row_sum_tasks(const T* g, std::size_t M, std::size_t N, T* db) {
     const std::size_t rows = M * N >= (1 << 18) ? 16 : std::max<std::size_t>(M, 1);
     return task_set((M + rows - 1) / rows, [=](std::size_t b) {
-        for (std::size_t i = b * rows; i < std::min(M, (b + 1) * rows); ++i)
-            db[i] = T(sum_row(g + i * N, N));
+        with_widest_vectors([&] {
+            for (std::size_t i = b * rows; i < std::min(M, (b + 1) * rows); ++i)
+                db[i] = T(sum_row(g + i * N, N));
+        });
     }, double(M) * double(N));
 }
 

@@ -47,10 +47,12 @@ inline std::size_t mlp_workspace_size(std::size_t K, const std::size_t* dims, st
 }
 
 // Backward pass from a forward pass's f and h (h[0] is the input); the target of output i, sample n
-// is y[i * y_strides[0] + n * y_strides[1]] (strides of 0 broadcast). Fills dW[k] (D_{k+1}, D_k) and db[k] (D_{k+1}), returns the loss.
+// is y[i * y_strides[0] + n * y_strides[1]] (strides of 0 broadcast). Fills dW[k] (D_{k+1}, D_k)
+// and db[k] (D_{k+1}), returns the loss.
 template <class T>
 T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, const T* y,
-               const std::size_t* y_strides, std::size_t N, T* const* dW, T* const* db, T* workspace) {
+               const std::size_t* y_strides, std::size_t N, T* const* dW, T* const* db,
+               T* workspace) {
     const std::size_t K = net.K;
     const std::size_t* dims = net.dims;
     T* g = workspace;  // dl/df_k, (D_{k+1}, N)
@@ -179,7 +181,10 @@ T mlp_gradients_blocked(const MLPView<T>& net, const BlockPlan& plan, const T* x
                 const std::size_t M = dims[k + 1], D = dims[k];
                 const T* hk = k ? h + at_r[k - 1] * B : x + n0;
                 cblas_gemm(false, true, M, D, n, g, n, hk, k ? n : N, w_sum + at_w[k], D, b != gi);
-                for (std::size_t i = 0; i < M; ++i) sum[1 + at_r[k] + i] += sum_row(g + i * n, n);
+                with_widest_vectors([&] {
+                    for (std::size_t i = 0; i < M; ++i)
+                        sum[1 + at_r[k] + i] += sum_row(g + i * n, n);
+                });
                 if (!k) break;
                 cblas_gemm(true, false, D, n, M, net.weights[k], D, g, n, g_prev, n);
                 ReluMask<T>{g_prev, f + at_r[k - 1] * B, n, c}(0, D, 0, n);
