@@ -16,7 +16,9 @@
 
 #if defined(BACKPROP_CORE_MKL)  // oneMKL, linked statically, sequential
 #define BACKPROP_CORE_CBLAS 1
-#include <mkl.h>
+#include <mkl_cblas.h>
+#include <mkl_service.h>  // mkl_cbwr_set
+#include <mkl_version.h>
 #define BACKPROP_CORE_SGEMM cblas_sgemm
 #define BACKPROP_CORE_DGEMM cblas_dgemm
 #elif defined(BACKPROP_CORE_CBLAS)
@@ -82,7 +84,7 @@ inline void blas_setup() {
     // oneMKL may take other code paths, and give other last bits, for other data alignments.
     static const bool once = (mkl_cbwr_set(MKL_CBWR_AUTO), true);
     (void)once;
-#elif defined(BACKPROP_CORE_CBLAS) && !defined(BACKPROP_CORE_MKL)
+#elif defined(BACKPROP_CORE_CBLAS)
     static const bool once = (scipy_openblas_set_num_threads(1), true);
     (void)once;
 #endif
