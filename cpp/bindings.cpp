@@ -492,7 +492,8 @@ py::tuple backward(const py::sequence& all_weights, const py::sequence& all_bias
 
 // What a forward and backward pass needs besides its inputs and outputs, kept between calls.
 template <class T> struct Scratch {
-    std::vector<T> store;  // f_k and h_{k+1} for every layer, then the backward scratch
+    std::vector<T> store;  // f_k and h_{k+1} for every layer, then the backward scratch (or the
+                           // blocked pass's scratch)
     std::vector<size_t> offsets;
     std::vector<const T*> f, h;
     std::vector<T*> fw, hw;
@@ -507,8 +508,8 @@ T run_gradients(const backprop_core::MLPView<T>& view, const T* x, size_t N, con
 #if defined(BACKPROP_CORE_CBLAS)
     const backprop_core::BlockPlan plan(K, view.dims, N, sizeof(T));
     if (plan.use) {  // blocks of samples forward and back, no f or h for all N kept
-        const size_t need = checked_mul(plan.groups, checked_add(plan.params, plan.block_scratch()));
-        if (s.store.size() < need) s.store.resize(need);
+        // (use implies every layer and the block fit BLAS's int sizes: no overflow here)
+        if (s.store.size() < plan.workspace()) s.store.resize(plan.workspace());
         ReleaseGil release(3 * mlp_work(view.dims, K + 2, N));
         return backprop_core::mlp_gradients_blocked(view, plan, x, N, y, ys, g.w.data(),
                                                     g.b.data(), s.store.data());

@@ -59,25 +59,8 @@ inline bool use_blas(std::size_t M, std::size_t N, std::size_t K) {
            K < limit && M * K < limit && K * N < limit && M * N < limit;
 }
 
-#if defined(BACKPROP_CORE_CBLAS)
-// C = op(A) op(B) (+ C when accumulate), one BLAS call on the calling thread.
-inline void cblas_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K,
-                       const float* A, std::size_t lda, const float* B, std::size_t ldb,
-                       float* C, std::size_t ldc, bool accumulate = false) {
-    BACKPROP_CORE_SGEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                        tb ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), 1.0f, A,
-                        int(lda), B, int(ldb), accumulate ? 1.0f : 0.0f, C, int(ldc));
-}
-inline void cblas_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K,
-                       const double* A, std::size_t lda, const double* B, std::size_t ldb,
-                       double* C, std::size_t ldc, bool accumulate = false) {
-    BACKPROP_CORE_DGEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                        tb ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), 1.0, A,
-                        int(lda), B, int(ldb), accumulate ? 1.0 : 0.0, C, int(ldc));
-}
-#endif
-
-// The pool's threads call BLAS, each call on one thread: BLAS threads of its own would compete.
+// Before the first BLAS call, whichever path makes it: the pool's threads call BLAS, each call
+// on one thread (BLAS threads of its own would compete).
 inline void blas_setup() {
 #if defined(BACKPROP_CORE_MKL)
     // The sequential library has no threads. Conditional numerical reproducibility: without it
@@ -89,6 +72,26 @@ inline void blas_setup() {
     (void)once;
 #endif
 }
+
+#if defined(BACKPROP_CORE_CBLAS)
+// C = op(A) op(B) (+ C when accumulate), one BLAS call on the calling thread.
+inline void cblas_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K,
+                       const float* A, std::size_t lda, const float* B, std::size_t ldb,
+                       float* C, std::size_t ldc, bool accumulate = false) {
+    blas_setup();
+    BACKPROP_CORE_SGEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                        tb ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), 1.0f, A,
+                        int(lda), B, int(ldb), accumulate ? 1.0f : 0.0f, C, int(ldc));
+}
+inline void cblas_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K,
+                       const double* A, std::size_t lda, const double* B, std::size_t ldb,
+                       double* C, std::size_t ldc, bool accumulate = false) {
+    blas_setup();
+    BACKPROP_CORE_DGEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                        tb ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), 1.0, A,
+                        int(lda), B, int(ldb), accumulate ? 1.0 : 0.0, C, int(ldc));
+}
+#endif
 
 // How a large product's output (M, N) is cut into tiles, from the shape alone: about 2^25
 // multiply-adds a tile, 64 tiles at most (smaller tiles measured slower in OpenBLAS), in the
@@ -133,7 +136,6 @@ struct Tiling {
 template <class T, class Epilogue>
 auto gemm_tasks(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, const T* A,
                 std::size_t lda, const T* B, std::size_t ldb, T* C, const Epilogue& epilogue) {
-    blas_setup();
     const Tiling t(M, N, K);
     return task_set(t.down * t.across, [=, &epilogue](std::size_t i) {
         const std::size_t r0 = (i / t.across) * t.rows, c0 = (i % t.across) * t.cols;
@@ -298,7 +300,6 @@ auto weight_grad_tasks(const T* g, const T* in, std::size_t M, std::size_t D, st
                        T* dW, T* scratch) {
     const bool blas = use_blas(M, D, N);
     const SampleSplit split(M, D, N);
-    blas_setup();
     return task_set(blas ? split.parts : M * D > 0, [=](std::size_t i) {
         if (blas) {
             const std::size_t n0 = i * split.len, n = std::min(N, n0 + split.len) - n0;

@@ -136,7 +136,8 @@ struct BlockPlan {
 };
 
 #if defined(BACKPROP_CORE_CBLAS)  // (without a BLAS no plan is used)
-// Loss and gradients for a plan with `use` set; workspace holds plan.workspace() elements.
+// Loss and gradients for a plan with `use` set; workspace holds plan.workspace() elements
+// (the groups' weight-gradient sums, then their block scratch).
 template <class T>
 T mlp_gradients_blocked(const MLPView<T>& net, const BlockPlan& plan, const T* x, std::size_t N,
                         const T* y, const std::size_t* y_strides, T* const* dW, T* const* db,
