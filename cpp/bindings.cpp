@@ -506,7 +506,7 @@ T run_gradients(const backprop_core::MLPView<T>& view, const T* x, size_t N, con
                 const size_t* ys, Grads<T>& g, Scratch<T>& s) {
     const size_t K = view.K;
 #if defined(BACKPROP_CORE_CBLAS)
-    const backprop_core::BlockPlan plan(K, view.dims, N, sizeof(T));
+    const backprop_core::BlockPlan plan(K, view.dims, N);
     if (plan.use) {  // blocks of samples forward and back, no f or h for all N kept
         // (use implies every layer and the block fit BLAS's int sizes: no overflow here)
         if (s.store.size() < plan.workspace()) s.store.resize(plan.workspace());

@@ -212,6 +212,47 @@ def test_relu_derivative_at_exactly_zero(impl):
     assert loss == 0.5 and db[0][0, 0] == 0.0 and db[1][0, 0] == -1.0
 
 
+def _integer_net(dtype, dims=(16, 48, 48, 3), N=4000):
+    """A network whose every value is a small integer, so every sum is exact in both dtypes and
+    many hidden pre-activations are exactly 0; y puts dl/df_K in {-1, 0, 1}."""
+    rng = np.random.default_rng(11)
+    W = [(rng.integers(-1, 2, size=(dims[k + 1], dims[k])) * (rng.random((dims[k + 1], dims[k])) < 0.25)).astype(dtype) for k in range(len(dims) - 1)]
+    b = [rng.integers(-1, 2, size=(d, 1)).astype(dtype) for d in dims[1:]]
+    x = rng.integers(-1, 2, size=(dims[0], N)).astype(dtype)
+    out, f, _ = ref.forward(x, W, b)
+    y = out + rng.integers(-1, 2, size=out.shape).astype(dtype)
+    assert sum(int(np.count_nonzero(fk == 0)) for fk in f[:-1]) > 10_000
+    return x, y, W, b
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_derivative_at_exactly_zero_in_blocks(dtype):
+    # gradients() in blocks of samples keeps h alone, its zeros signed by the side f was on;
+    # on exact data it must give the reference's bits for either ReLU'(0), and no -0.
+    x, y, W, b = _integer_net(dtype)
+    results = []
+    for c in (0.0, 1.0):
+        r_loss, r_dW, r_db = ref.gradients(x, y, W, b, relu_grad_at_zero=c)
+        loss, dW, db = bc.gradients(x, y, W, b, relu_grad_at_zero=c)
+        assert loss == r_loss
+        for a, e in zip(dW + db, r_dW + r_db):
+            np.testing.assert_array_equal(a, e)
+            assert not np.any(np.signbit(a) & (a == 0))
+        results.append(dW)
+    assert not np.array_equal(results[0][0], results[1][0])  # the convention matters here
+
+
+def test_nan_propagates_in_blocks():
+    x, y, W, b = _integer_net(np.float64)
+    x[3, 1234] = np.nan  # one sample's input
+    r_loss, r_dW, r_db = ref.gradients(x, y, W, b)
+    loss, dW, db = bc.gradients(x, y, W, b)
+    assert np.isnan(loss) and np.isnan(r_loss)
+    for a, e in zip(dW + db, r_dW + r_db):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(e))
+        np.testing.assert_array_equal(a[~np.isnan(a)], e[~np.isnan(e)])
+
+
 def test_relu_at_zero_matches_pytorch_when_asked():
     torch = pytest.importorskip("torch")
     W = [np.array([[1.0], [2.0]]), np.array([[2.0, -1.0]])]

@@ -2,9 +2,12 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace backprop_core {
 
@@ -31,6 +34,20 @@ template <class T> inline T relu_grad(T f, T relu_grad_at_zero) {
     if (f > T(0)) return T(1);
     if (f < T(0)) return T(0);
     return f == T(0) ? relu_grad_at_zero : f;
+}
+
+// ReLU that keeps on its zeros which side f was on: -0 where f < 0, +0 where f == 0 (of either
+// sign), so that a pass can keep h alone: as a number it is ReLU(f), and
+// relu_grad_marked(relu_marked(f), c) == relu_grad(f, c), NaN included.
+template <class T> inline T relu_marked(T f) { return f < T(0) ? T(-0.0) : f + T(0); }
+template <class T> inline T relu_grad_marked(T h, T relu_grad_at_zero) {
+    // the sign bit read as an integer (GCC 12 does not vectorise std::signbit for double)
+    using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+    static_assert(sizeof(Bits) == sizeof(T));
+    Bits bits;
+    std::memcpy(&bits, &h, sizeof bits);
+    const T at_zero = bits >> (8 * sizeof(T) - 1) ? T(0) : relu_grad_at_zero;
+    return h > T(0) ? T(1) : (h == T(0) ? at_zero : h);  // h is NaN in the last case
 }
 
 // h = a(f)

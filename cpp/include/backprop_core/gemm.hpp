@@ -151,7 +151,10 @@ auto gemm_tasks(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, c
 }
 
 // Epilogues, over rows [r0, r1) and columns [c0, c1) of a row-major output, rows ld apart:
-// out += the row's bias, and h = ReLU(out) when h is not null (the forward pass) ...
+// out += the row's bias, and then (the forward pass)
+// - h null: nothing more (the output layer);
+// - h == out: out = relu_marked(out) in place (the blocked pass, which keeps h alone);
+// - else: h = ReLU(out).
 template <class T> struct BiasRelu {
     T* out;
     const T* bias;
@@ -163,11 +166,13 @@ template <class T> struct BiasRelu {
             for (std::size_t i = r0; i < r1; ++i) {
                 T* row = out + i * ld;
                 const T b = bias[i];
-                if (h) {
+                if (!h) {
+                    for (std::size_t n = c0; n < c1; ++n) row[n] += b;
+                } else if (h == out) {
+                    for (std::size_t n = c0; n < c1; ++n) row[n] = relu_marked(row[n] + b);
+                } else {
                     T* hr = h + i * ld;
                     for (std::size_t n = c0; n < c1; ++n) hr[n] = relu(row[n] += b);
-                } else {
-                    for (std::size_t n = c0; n < c1; ++n) row[n] += b;
                 }
             }
         });
