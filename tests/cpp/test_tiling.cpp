@@ -1,7 +1,9 @@
 // How large products are cut (gemm.hpp), checked over many shapes: tiles cover the output exactly
 // once with no empty tile, sample ranges cover the samples exactly once, neither depends on
 // anything but the shape, and the counts stay near the aim (about 2^25 multiply-adds a piece).
+// Also how the one-call pass cuts samples into blocks (mlp.hpp): every group gets a block.
 #include "backprop_core/gemm.hpp"
+#include "backprop_core/mlp.hpp"
 
 #include <cstdio>
 #include <random>
@@ -50,7 +52,24 @@ int main() {
         const Tiling again(M, N, K);
         check(again.rows == t.rows && again.cols == t.cols, "the same shape, the same tiles", M, N, K);
     }
-    std::printf("tiling: %s (at most %zu tiles, %zu sample ranges)\n",
-                failures ? "FAILED" : "all checks passed", most_tiles, most_parts);
+    std::size_t most_blocks = 0;
+    for (int trial = 0; trial < 200000; ++trial) {
+        const std::size_t K = rng() % 5, N = dim(18);
+        std::vector<std::size_t> dims(K + 2);
+        for (auto& d : dims) d = dim(12);
+        const backprop_core::BlockPlan p(K, dims.data(), N);
+        const std::size_t D = dims[0], M = dims[K + 1];  // (reported as the shape)
+        check(p.block >= 16 && p.block % 16 == 0 && p.block <= 1024, "blocks of 16 to 1024, by 16", D, N, M);
+        check(p.blocks * p.block >= N, "the blocks cover the samples", D, N, M);
+        check(N == 0 || (p.blocks - 1) * p.block < N, "no empty block", D, N, M);
+        check(p.groups <= 8 && p.groups <= p.blocks && (N == 0 || p.groups >= 1),
+              "1 to 8 groups, none without a block", D, N, M);
+        check(!p.use || p.blocks >= 2, "the blocked pass has blocks to share", D, N, M);
+        const backprop_core::BlockPlan again(K, dims.data(), N);
+        check(again.block == p.block && again.groups == p.groups, "the same shape, the same plan", D, N, M);
+        most_blocks = std::max(most_blocks, p.blocks);
+    }
+    std::printf("tiling: %s (at most %zu tiles, %zu sample ranges, %zu blocks)\n",
+                failures ? "FAILED" : "all checks passed", most_tiles, most_parts, most_blocks);
     return failures ? 1 : 0;
 }
