@@ -79,7 +79,10 @@ T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, cons
                 input_grad_loops(net.weights[k], g, M, D, N, g_prev);
                 relu_mask(0, D, 0, N);
             }
-            for (std::size_t i = 0; i < M; ++i) db[k][i] = T(sum_row(g + i * N, N));
+            if (N == 1)  // one sample: the sum is the value itself
+                std::copy_n(g, M, db[k]);
+            else
+                for (std::size_t i = 0; i < M; ++i) db[k][i] = T(sum_row(g + i * N, N));
         } else {
             run_together(weight_grad_tasks(g, h[k], M, dims[k], N, dW[k], partials),
                          input_grad_tasks(net.weights[k], g, M, D, N, g_prev, relu_mask),
