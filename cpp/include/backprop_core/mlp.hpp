@@ -232,7 +232,7 @@ T mlp_gradients_blocked(const MLPView<T>& net, const BlockPlan& plan, const T* x
         });
         for (std::size_t e = t * chunk; e < e1; ++e) {
             while (e >= at_w[k + 1]) ++k;
-            dW[k][e - at_w[k]] = acc[e] + T(0);  // + 0: no -0 left by relu_marked's zeros
+            dW[k][e - at_w[k]] = acc[e];
         }
     }, double(G) * double(plan.params)));
     double loss = 0;
