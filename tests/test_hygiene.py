@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import threading
 import time
@@ -111,9 +112,10 @@ def test_gil_is_released_during_native_compute():
     assert gaps.max() < 0.5 * duration, (gaps.max(), duration)
 
 
-# Large enough that every product goes to BLAS in several tiles on the thread pool.
+# Large enough that forward/backward cut every product into several BLAS tiles on the thread
+# pool, and that gradients() deals 16 blocks of samples to 8 groups (two blocks a group).
 _BIG_DIMS = [64, 600, 256, 10]
-_BIG_N = 1000
+_BIG_N = 3000
 
 
 def _big_jobs():
@@ -128,12 +130,16 @@ def _big_jobs():
     return jobs
 
 
-def _big_results() -> list[bytes]:
-    """Bytes of every result of large calls: MLP gradients and the toy chain over many samples."""
-    out = []
+def _big_results() -> list[str]:
+    """Every result of large calls, MLP gradients and the toy chain over many samples, as the
+    SHA-256 of its bytes (so that results from other processes travel small)."""
+    out: list[bytes] = []
     for x, y, W, b in _big_jobs():
-        loss, dW, db = bc.gradients(x, y, W, b)
+        loss, dW, db = bc.gradients(x, y, W, b)  # in blocks of samples
         out.append(np.asarray(loss).tobytes() + b"".join(a.tobytes() for a in dW + db))
+        _, f, h = bc.forward(x, W, b)  # layer by layer, in tiles
+        dW, db = bc.backward(W, b, f, h, y)
+        out.append(b"".join(a.tobytes() for a in f + h[1:] + dW + db))
     e = toy_example()
     xs = np.random.default_rng(5).uniform(-1, 1, 300_000)
     loss, dbeta, domega = bc.toy_gradients(xs, 0.25, e.beta, e.omega)
@@ -141,7 +147,7 @@ def _big_results() -> list[bytes]:
     full = bc.toy_backward(xs.astype(np.float32), np.float32(0.25), e.beta.astype(np.float32), e.omega.astype(np.float32))
     out.append(b"".join(np.asarray(a).tobytes() for a in full))
     out.append(b"".join(a.tobytes() for a in bc.toy_forward(xs, e.beta, e.omega)))
-    return out
+    return [hashlib.sha256(o).hexdigest() for o in out]
 
 
 _CHILD = """
