@@ -14,9 +14,8 @@ import json
 import sys
 from typing import Any
 
-import numpy as np
-
 import backprop_core as bc
+import numpy as np
 from backprop_core.examples import mlp_example, toy_example
 
 
@@ -65,7 +64,7 @@ def main() -> None:
         for acts in (("tanh", "relu"), ("sigmoid", "identity", "relu")):
             L = len(acts)
             out[f"toy.{'-'.join(acts)}.{np.dtype(dtype)}"] = digest(
-                bc.toy_backward(xb[:5000], yb[:5000], beta[: L + 1], omega[: L + 1], acts, 0.0)
+                bc.toy_backward(xb[:5000], yb[:5000], beta[: L + 1], omega[: L + 1], activations=acts, relu_grad_at_zero=0.0)
             )
     ex = mlp_example()
     cases = {
@@ -82,8 +81,8 @@ def main() -> None:
             fw = bc.forward(xd, Wd, bd)
             out[f"{key}.forward"] = digest(fw)
             for c in (1.0, 0.0):
-                out[f"{key}.backward.{c}"] = digest(bc.backward(Wd, bd, fw[1], fw[2], yd, c))
-                out[f"{key}.gradients.{c}"] = digest(bc.gradients(xd, yd, Wd, bd, c))
+                out[f"{key}.backward.{c}"] = digest(bc.backward(Wd, bd, fw[1], fw[2], yd, relu_grad_at_zero=c))
+                out[f"{key}.gradients.{c}"] = digest(bc.gradients(xd, yd, Wd, bd, relu_grad_at_zero=c))
             m = bc.MLP(Wd, bd)
             out[f"{key}.model.forward"] = digest(m.forward(xd))
             out[f"{key}.model.gradients"] = digest(m.gradients(xd, yd))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates python/backprop_core/_core.pyi, the type stubs of the compiled module, with
-# pybind11-stubgen. Re-run after any change to the m.def / py::class_ calls in cpp/bindings.cpp;
+# pybind11-stubgen. Re-run after any change to the m.def calls in cpp/bindings/;
 # tests/test_stubs.py fails while the stubs and the compiled module disagree.
 #
 # Usage: scripts/generate_stubs.sh        (PYTHON=python3.X to choose the interpreter)

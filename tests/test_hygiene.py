@@ -88,7 +88,7 @@ def test_gil_is_released_during_native_compute():
     acts = ("sin", "exp", "cos") * 6
     beta, omega = np.tile(e.beta, 6)[:19] * 0.1, np.tile(e.omega, 6)[:19] * 0.1
     t0 = time.perf_counter()
-    bc.toy_backward(x, 0.0, beta, omega, acts)
+    bc.toy_backward(x, 0.0, beta, omega, activations=acts)
     duration = time.perf_counter() - t0
     assert duration > 0.05, "the native call must be long enough to observe"
 
@@ -96,7 +96,7 @@ def test_gil_is_released_during_native_compute():
     ticks: list[float] = []
 
     def native():
-        bc.toy_backward(x, 0.0, beta, omega, acts)
+        bc.toy_backward(x, 0.0, beta, omega, activations=acts)
         done.set()
 
     t = threading.Thread(target=native)

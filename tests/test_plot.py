@@ -83,7 +83,7 @@ def test_toy_graph_random_chain(seed: int) -> None:
     x, y = float(rng.normal()), float(rng.normal())
     fig = plot.toy_graph(x, y, beta, omega, activations)
 
-    r = bc.toy_backward(x, y, beta, omega, activations)
+    r = bc.toy_backward(x, y, beta, omega, activations=activations)
     shown = {t.get_text() for t in texts(fig)}
     values = [*r.f, *r.h, *r.dl_df, *r.dl_dh, *r.dl_dbeta, *r.dl_domega, r.loss]
     for v in values:

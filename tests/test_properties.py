@@ -41,13 +41,13 @@ def toy_cases(draw):
 def test_toy_native_equals_reference(case):
     x, y, beta, omega, acts = case
     with np.errstate(all="ignore"):
-        r = ref.toy_backward(x, y, beta, omega, acts)
-    n = bc.toy_backward(x, y, beta, omega, acts)
+        r = ref.toy_backward(x, y, beta, omega, activations=acts)
+    n = bc.toy_backward(x, y, beta, omega, activations=acts)
     rtol = RTOL[r.f.dtype]
     s = toy_scales(r, x)
     for field in r._fields:
         assert_close(getattr(n, field), getattr(r, field), field, rtol, s[field])
-    loss, dl_dbeta, dl_domega = bc.toy_gradients(x, y, beta, omega, acts)
+    loss, dl_dbeta, dl_domega = bc.toy_gradients(x, y, beta, omega, activations=acts)
     assert_close(loss, r.loss, "toy_gradients loss", rtol, s["loss"])
     assert_close(dl_dbeta, r.dl_dbeta, "toy_gradients dl_dbeta", rtol, s["dl_dbeta"])
     assert_close(dl_domega, r.dl_domega, "toy_gradients dl_domega", rtol, s["dl_domega"])
@@ -145,7 +145,7 @@ def test_toy_derivatives_agree_with_50_digit_oracle():
         if not _well_conditioned(f, h, beta, omega, acts, y) or abs(omega[0] * x) < 1e-3:
             continue
         checked += 1
-        n = bc.toy_backward(x, y, beta, omega, acts)
+        n = bc.toy_backward(x, y, beta, omega, activations=acts)
         for name, got, exact in [("dl_dbeta", n.dl_dbeta, g), ("dl_domega", n.dl_domega, dw)]:
             for k in range(L + 1):
                 rel = abs((mpmath.mpf(float(got[k])) - exact[k]) / exact[k])

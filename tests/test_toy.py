@@ -31,8 +31,8 @@ FULL_DL_DOMEGA = [5.24607143, -16.07929866, -8.53023326, 0.48946876]
 @pytest.mark.parametrize("impl", IMPLS)
 def test_notebook_numbers(impl):
     e = toy_example()
-    r = impl.toy_backward(e.x, e.y, e.beta, e.omega, e.activations)
-    fw = impl.toy_forward(e.x, e.beta, e.omega, e.activations)
+    r = impl.toy_backward(e.x, e.y, e.beta, e.omega, activations=e.activations)
+    fw = impl.toy_forward(e.x, e.beta, e.omega, activations=e.activations)
     for name, got, printed in [
         ("f", r.f, NOTEBOOK_F),
         ("h", r.h, NOTEBOOK_H),
@@ -115,13 +115,13 @@ def test_native_equals_reference(dtype, N, L):
     rng = np.random.default_rng(1000 * L + N)
     for _ in range(10):
         x, y, beta, omega, acts = random_chain(rng, L, N, dtype)
-        r = ref.toy_backward(x, y, beta, omega, acts)
-        n = bc.toy_backward(x, y, beta, omega, acts)
+        r = ref.toy_backward(x, y, beta, omega, activations=acts)
+        n = bc.toy_backward(x, y, beta, omega, activations=acts)
         rtol = RTOL[np.dtype(dtype)]
         s = _scales(r, x)
         for field in ("f", "h", "dl_df", "dl_dh", "dl_dbeta", "dl_domega", "loss"):
             assert_close(getattr(n, field), getattr(r, field), f"{acts} {field}", rtol, s[field])
-        fw = bc.toy_forward(x, beta, omega, acts)
+        fw = bc.toy_forward(x, beta, omega, activations=acts)
         np.testing.assert_array_equal(fw.f, n.f)
         np.testing.assert_array_equal(fw.h, n.h)
 
@@ -131,7 +131,7 @@ def test_every_activation_against_reference(activation):
     rng = np.random.default_rng(7)
     x, y, beta, omega, _ = random_chain(rng, 2, 50, np.float64)
     acts = (activation, activation)
-    r, n = ref.toy_backward(x, y, beta, omega, acts), bc.toy_backward(x, y, beta, omega, acts)
+    r, n = ref.toy_backward(x, y, beta, omega, activations=acts), bc.toy_backward(x, y, beta, omega, activations=acts)
     s = _scales(r, x)
     for field in ("f", "h", "dl_df", "dl_dh", "dl_dbeta", "dl_domega", "loss"):
         assert_close(getattr(n, field), getattr(r, field), field, 1e-12, s[field])
@@ -139,7 +139,7 @@ def test_every_activation_against_reference(activation):
 
 def _away_from_kinks(x, beta, omega, acts):
     """True when no ReLU sees a pre-activation within 1e-3 of its kink."""
-    f = ref.toy_forward(x, beta, omega, acts).f
+    f = ref.toy_forward(x, beta, omega, activations=acts).f
     return all(a != "relu" or np.all(np.abs(f[k]) > 1e-3) for k, a in enumerate(acts))
 
 
@@ -152,13 +152,13 @@ def test_finite_differences(activation, batched):
         acts = (activation, rng.choice(ALL), activation)
         if not _away_from_kinks(x, beta, omega, acts):
             continue
-        r = bc.toy_backward(x, y, beta, omega, acts)
+        r = bc.toy_backward(x, y, beta, omega, activations=acts)
 
         def loss_beta(b):
-            return float(bc.toy_backward(x, y, b, omega, acts).loss)
+            return float(bc.toy_backward(x, y, b, omega, activations=acts).loss)
 
         def loss_omega(w):
-            return float(bc.toy_backward(x, y, beta, w, acts).loss)
+            return float(bc.toy_backward(x, y, beta, w, activations=acts).loss)
 
         step = 1e-6
         scale = 1 + np.abs(r.loss)
@@ -185,8 +185,8 @@ def test_intermediate_derivatives_by_finite_differences():
 def test_relu_at_exactly_zero(impl):
     # f_0 = 0 exactly, so the ReLU sees its kink.
     beta, omega = np.array([0.0, 0.5]), np.array([1.0, 2.0])
-    r1 = impl.toy_backward(0.0, 1.0, beta, omega, ("relu",))
-    r0 = impl.toy_backward(0.0, 1.0, beta, omega, ("relu",), relu_grad_at_zero=0.0)
+    r1 = impl.toy_backward(0.0, 1.0, beta, omega, activations=("relu",))
+    r0 = impl.toy_backward(0.0, 1.0, beta, omega, activations=("relu",), relu_grad_at_zero=0.0)
     # f_1 = 0.5, dl/df_1 = 2 (0.5 - 1) = -1, dl/dh_1 = 2 * -1 = -2
     assert r1.h[0] == 0.0 and r1.dl_dh[0] == -2.0
     assert r1.dl_df[0] == -2.0  # notebook indicator: derivative 1 at 0
@@ -220,7 +220,7 @@ def test_dtype_preserved(dtype):
 
 
 def test_chain_of_length_zero_is_affine():
-    r = bc.toy_backward(np.array([1.0, 2.0]), np.array([0.0, 1.0]), [0.5], [2.0], ())
+    r = bc.toy_backward(np.array([1.0, 2.0]), np.array([0.0, 1.0]), [0.5], [2.0], activations=())
     # f = 0.5 + 2x = [2.5, 4.5]; loss = 2.5^2 + 3.5^2
     assert r.loss == 2.5**2 + 3.5**2
     np.testing.assert_array_equal(r.dl_dbeta, [2 * 2.5 + 2 * 3.5])
@@ -270,14 +270,14 @@ def test_toy_gradients_equal_the_sums_of_toy_backward(dtype, N):
     rng = np.random.default_rng(N)
     for activations in [("sin", "exp", "cos"), ALL, ("relu", "tanh", "sigmoid", "identity")]:
         x, y, beta, omega, acts = random_chain(rng, len(activations), N, dtype, activations)
-        r = ref.toy_backward(x, y, beta, omega, acts)
-        loss, dl_dbeta, dl_domega = bc.toy_gradients(x, y, beta, omega, acts)
+        r = ref.toy_backward(x, y, beta, omega, activations=acts)
+        loss, dl_dbeta, dl_domega = bc.toy_gradients(x, y, beta, omega, activations=acts)
         s = _scales(r, x)
         rtol = RTOL[np.dtype(dtype)]
         assert_close(loss, r.loss, "loss", rtol, s["loss"])
         assert_close(dl_dbeta, r.dl_dbeta, "dl_dbeta", rtol, s["dl_dbeta"])
         assert_close(dl_domega, r.dl_domega, "dl_domega", rtol, s["dl_domega"])
-        again = bc.toy_gradients(x, y, beta, omega, acts)  # threads add in a fixed order
+        again = bc.toy_gradients(x, y, beta, omega, activations=acts)  # threads add in a fixed order
         np.testing.assert_array_equal(again[2], dl_domega)
 
 

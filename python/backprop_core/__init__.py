@@ -12,8 +12,8 @@ import warnings as _warnings
 
 from . import reference
 from ._api import backward, forward, gradients, toy_backward, toy_forward, toy_gradients
-from ._core import MLP
-from ._results import ToyBackward, ToyForward
+from ._model import MLP
+from ._results import Backward, Forward, Gradients, ToyBackward, ToyForward, ToyGradients
 from .gradcheck import GradcheckReport, gradcheck
 
 __version__ = "0.1.0"
@@ -28,10 +28,14 @@ if _threads is not None and not (_threads.isdigit() and int(_threads) >= 1):
     )
 
 __all__ = [
+    "Backward",
+    "Forward",
     "GradcheckReport",
+    "Gradients",
     "MLP",
     "ToyBackward",
     "ToyForward",
+    "ToyGradients",
     "backward",
     "forward",
     "gradcheck",

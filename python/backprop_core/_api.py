@@ -1,5 +1,6 @@
-"""The public native functions: thin wrappers with the documentation; the compiled core validates
-its arguments and applies the dtype policy (backprop_core._dtype) where they need converting."""
+"""The public native functions: the contract, stated once. Options are keyword-only and checked
+here; results are named tuples. The compiled core checks shapes and applies the dtype policy
+(backprop_core._dtype) where arrays need converting."""
 
 from __future__ import annotations
 
@@ -9,11 +10,37 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._results import NOTEBOOK_CHAIN, ToyBackward, ToyForward
+from ._results import (
+    NOTEBOOK_CHAIN,
+    Backward,
+    Forward,
+    Gradients,
+    ToyBackward,
+    ToyForward,
+    ToyGradients,
+)
+
+_tuple_new = tuple.__new__  # a named result from the core's tuple, without a Python-level call
+
+
+def check_relu_grad_at_zero(value: Any) -> float:
+    """``relu_grad_at_zero`` as a float in [0, 1], or TypeError / ValueError naming it."""
+    if type(value) is float and 0.0 <= value <= 1.0:  # the common case, first
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(
+            f"relu_grad_at_zero: expected a real number in [0, 1], got {type(value).__name__}"
+        )
+    if isinstance(value, np.number) and not isinstance(value, (np.integer, np.floating)):
+        raise TypeError(f"relu_grad_at_zero: expected a real number, got {type(value).__name__}")
+    c = float(value)
+    if not 0.0 <= c <= 1.0:
+        raise ValueError(f"relu_grad_at_zero: expected a value in [0, 1], got {value!r}")
+    return c
 
 
 def toy_forward(
-    x: Any, beta: Any, omega: Any, activations: Sequence[str] = NOTEBOOK_CHAIN
+    x: Any, beta: Any, omega: Any, *, activations: Sequence[str] = NOTEBOOK_CHAIN
 ) -> ToyForward:
     """Forward pass of the toy chain of notebook 7.1.
 
@@ -45,7 +72,7 @@ def toy_forward(
     TypeError
         Arrays that are not real numbers (bool, complex, object, str), ``activations`` a str.
     """
-    return ToyForward(*_core.toy_forward(x, beta, omega, activations))
+    return _tuple_new(ToyForward, _core.toy_forward(x, beta, omega, activations))
 
 
 def toy_backward(
@@ -53,6 +80,7 @@ def toy_backward(
     y: Any,
     beta: Any,
     omega: Any,
+    *,
     activations: Sequence[str] = NOTEBOOK_CHAIN,
     relu_grad_at_zero: float = 1.0,
 ) -> ToyBackward:
@@ -86,7 +114,8 @@ def toy_backward(
     TypeError
         As :func:`toy_forward`.
     """
-    return ToyBackward(*_core.toy_backward(x, y, beta, omega, activations, relu_grad_at_zero))
+    c = check_relu_grad_at_zero(relu_grad_at_zero)
+    return _tuple_new(ToyBackward, _core.toy_backward(x, y, beta, omega, activations, c))
 
 
 def toy_gradients(
@@ -94,9 +123,10 @@ def toy_gradients(
     y: Any,
     beta: Any,
     omega: Any,
+    *,
     activations: Sequence[str] = NOTEBOOK_CHAIN,
     relu_grad_at_zero: float = 1.0,
-) -> tuple[np.floating, np.ndarray, np.ndarray]:
+) -> ToyGradients:
     """Loss and parameter derivatives of the toy chain, without the per-sample intermediates.
 
     The same loss and sums as :func:`toy_backward`, computed in one fused pass that keeps each
@@ -129,12 +159,11 @@ def toy_gradients(
     ValueError, TypeError
         As :func:`toy_backward`.
     """
-    return _core.toy_gradients(x, y, beta, omega, activations, relu_grad_at_zero)
+    c = check_relu_grad_at_zero(relu_grad_at_zero)
+    return _tuple_new(ToyGradients, _core.toy_gradients(x, y, beta, omega, activations, c))
 
 
-def forward(
-    net_input: Any, all_weights: Sequence[Any], all_biases: Sequence[Any]
-) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+def forward(net_input: Any, all_weights: Sequence[Any], all_biases: Sequence[Any]) -> Forward:
     """Forward pass of the ReLU MLP of notebook 7.2 (its ``compute_network_output``).
 
     ``f_k = W_k h_k + b_k`` for k = 0..K, ``h_{k+1} = ReLU(f_k)`` between layers, none after the
@@ -166,7 +195,7 @@ def forward(
     TypeError
         Arrays that are not real numbers.
     """
-    return _core.forward(net_input, all_weights, all_biases)
+    return _tuple_new(Forward, _core.forward(net_input, all_weights, all_biases))
 
 
 def backward(
@@ -175,8 +204,9 @@ def backward(
     all_f: Sequence[Any],
     all_h: Sequence[Any],
     y: Any,
+    *,
     relu_grad_at_zero: float = 1.0,
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
+) -> Backward:
     """Backward pass of the ReLU MLP of notebook 7.2 (its ``backward_pass``).
 
     The loss is ``sum over outputs and samples of 0.5 (f_K - y)^2``.
@@ -203,7 +233,8 @@ def backward(
         As :func:`forward`; ``all_f``/``all_h`` of the wrong length or with shapes inconsistent
         with the weights; ``y`` not broadcastable to the output.
     """
-    return _core.backward(all_weights, all_biases, all_f, all_h, y, relu_grad_at_zero)
+    c = check_relu_grad_at_zero(relu_grad_at_zero)
+    return _tuple_new(Backward, _core.backward(all_weights, all_biases, all_f, all_h, y, c))
 
 
 def gradients(
@@ -211,8 +242,9 @@ def gradients(
     y: Any,
     all_weights: Sequence[Any],
     all_biases: Sequence[Any],
+    *,
     relu_grad_at_zero: float = 1.0,
-) -> tuple[np.floating, list[np.ndarray], list[np.ndarray]]:
+) -> Gradients:
     """Loss and every weight and bias derivative of the ReLU MLP, in one native call.
 
     Equivalent to :func:`forward` then :func:`backward`, but the intermediates stay in native
@@ -237,4 +269,5 @@ def gradients(
     all_dl_dweights, all_dl_dbiases : list of ndarray
         As in :func:`backward`.
     """
-    return _core.gradients(net_input, y, all_weights, all_biases, relu_grad_at_zero)
+    c = check_relu_grad_at_zero(relu_grad_at_zero)
+    return _tuple_new(Gradients, _core.gradients(net_input, y, all_weights, all_biases, c))

@@ -5,107 +5,63 @@ Native core of backprop_core (private: use the backprop_core package).
 from __future__ import annotations
 import numpy
 import typing
-class MLP:
+def activation_names() -> tuple:
     """
-    A ReLU MLP whose parameters live packed in native memory.
-    
-    Parameters
-    ----------
-    all_weights : list of array_like
-        ``all_weights[k]`` of shape (D_{k+1}, D_k); copied in.
-    all_biases : list of array_like
-        ``all_biases[k]`` of shape (D_{k+1}, 1) or (D_{k+1},); copied in.
-    
-    Notes
-    -----
-    The dtype (float32 or float64) is fixed at construction by numpy's promotion of the parameters.
-    ``weights`` and ``biases`` are writeable views of the packed memory, so an update such as
-    ``m.weights[0] -= lr * dW[0]`` changes the model. Inputs of another float dtype are refused
-    (``TypeError``) rather than cast. Models pickle (their parameters travel as plain arrays), and one
-    model may be used from several threads (calls on it are serialised).
+    The activations the core knows, in its table's order.
     """
-    def __init__(self, all_weights: typing.Any, all_biases: typing.Any) -> None:
-        ...
-    def __reduce__(self) -> tuple[type, tuple[list, list]]:
-        ...
-    def forward(self, net_input: typing.Any) -> typing.Any:
-        """
-        Forward pass.
-        
-        Parameters
-        ----------
-        net_input : array_like, shape (D_0, N)
-            Samples as columns, of the model's dtype.
-        
-        Returns
-        -------
-        net_output, all_f, all_h
-            As :func:`backprop_core.forward` returns.
-        """
-    def gradients(self, net_input: typing.Any, y: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex = 1.0, out: typing.Any = None) -> typing.Any:
-        """
-        Loss and every weight and bias derivative.
-        
-        Parameters
-        ----------
-        net_input : array_like, shape (D_0, N)
-            Samples as columns, of the model's dtype.
-        y : float or array_like
-            Targets, broadcastable to (D_{K+1}, N).
-        relu_grad_at_zero : float, default 1.0
-            The ReLU derivative at exactly 0: 1 is notebook 7.2's indicator (f >= 0), 0 is PyTorch's.
-        out : tuple of two lists of ndarray, optional
-            ``(all_dl_dweights, all_dl_dbiases)``: C-contiguous, writeable arrays of the model's dtype
-            shaped like the parameters, written in place and returned (no allocation per call).
-        
-        Returns
-        -------
-        loss : numpy scalar
-            ``sum 0.5 (f_K - y)^2``.
-        all_dl_dweights, all_dl_dbiases : list of ndarray
-            Shaped like the parameters (the lists of ``out`` when given).
-        """
-    @property
-    def biases(self) -> list:
-        ...
-    @property
-    def dims(self) -> list[int]:
-        ...
-    @property
-    def dtype(self) -> numpy.dtype[typing.Any]:
-        ...
-    @property
-    def weights(self) -> list:
-        ...
-def backward(all_weights: typing.Any, all_biases: typing.Any, all_f: typing.Any, all_h: typing.Any, y: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> typing.Any:
+def backward(all_weights: typing.Any, all_biases: typing.Any, all_f: typing.Any, all_h: typing.Any, y: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
     """
-    Backward pass of the ReLU MLP: returns (all_dl_dweights, all_dl_dbiases).
+    MLP backward pass: (all_dl_dweights, all_dl_dbiases).
     """
 def blas() -> str:
     """
     The BLAS that large matrix products go to, as built in (or 'none').
     """
-def forward(net_input: typing.Any, all_weights: typing.Any, all_biases: typing.Any) -> typing.Any:
+def forward(net_input: typing.Any, all_weights: typing.Any, all_biases: typing.Any) -> tuple:
     """
-    Forward pass of the ReLU MLP: returns (net_output, all_f, all_h).
+    MLP forward pass: (net_output, all_f, all_h).
     """
-def gradients(net_input: typing.Any, y: typing.Any, all_weights: typing.Any, all_biases: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> typing.Any:
+def gradients(net_input: typing.Any, y: typing.Any, all_weights: typing.Any, all_biases: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
     """
-    Loss and gradients of the ReLU MLP in one pass: returns (loss, all_dl_dweights, all_dl_dbiases).
+    MLP loss and gradients in one pass: (loss, all_dl_dweights, all_dl_dbiases).
+    """
+def model_dims(model: typing.Any) -> list[int]:
+    """
+    The widths D_0 .. D_{K+1}.
+    """
+def model_dtype(model: typing.Any) -> numpy.dtype[typing.Any]:
+    """
+    The model's dtype.
+    """
+def model_forward(model: typing.Any, net_input: typing.Any) -> tuple:
+    """
+    The model's forward pass: (net_output, all_f, all_h).
+    """
+def model_gradients(model: typing.Any, net_input: typing.Any, y: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex, out: typing.Any) -> tuple:
+    """
+    The model's loss and gradients: (loss, all_dl_dweights, all_dl_dbiases).
+    """
+def model_new(all_weights: typing.Any, all_biases: typing.Any) -> typing.Any:
+    """
+    A model handle holding copies of the parameters.
+    """
+def model_parameters(model: typing.Any, weights: bool) -> list:
+    """
+    Writeable views of the weights (or the biases).
     """
 def threads() -> int:
     """
     Threads the large passes may use, the caller's included (the CPUs this process may run on, or BACKPROP_CORE_NUM_THREADS). Results do not depend on it.
     """
-def toy_backward(x: typing.Any, y: typing.Any, beta: typing.Any, omega: typing.Any, activations: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> typing.Any:
+def toy_backward(x: typing.Any, y: typing.Any, beta: typing.Any, omega: typing.Any, activations: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
     """
-    Forward and backward pass of the toy chain: returns (loss, f, h, dl_df, dl_dh, dl_dbeta, dl_domega).
+    Toy chain forward and backward pass: (loss, f, h, dl_df, dl_dh, dl_dbeta, dl_domega).
     """
-def toy_forward(x: typing.Any, beta: typing.Any, omega: typing.Any, activations: typing.Any) -> typing.Any:
+def toy_forward(x: typing.Any, beta: typing.Any, omega: typing.Any, activations: typing.Any) -> tuple:
     """
-    Forward pass of the toy chain: returns (f, h).
+    Toy chain forward pass: (f, h).
     """
-def toy_gradients(x: typing.Any, y: typing.Any, beta: typing.Any, omega: typing.Any, activations: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> typing.Any:
+def toy_gradients(x: typing.Any, y: typing.Any, beta: typing.Any, omega: typing.Any, activations: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
     """
-    Loss and parameter gradients of the toy chain, no per-sample output: returns (loss, dl_dbeta, dl_domega).
+    Toy chain loss and parameter gradients, fused: (loss, dl_dbeta, dl_domega).
     """

@@ -1,4 +1,4 @@
-"""Result types shared by the native functions and the reference."""
+"""Result types shared by the native functions and the reference: named, and tuples still."""
 
 from __future__ import annotations
 
@@ -38,3 +38,34 @@ class ToyBackward(NamedTuple):
     dl_dh: Array
     dl_dbeta: Array
     dl_domega: Array
+
+
+class ToyGradients(NamedTuple):
+    """Loss and parameter gradients of the toy chain (no per-sample intermediates)."""
+
+    loss: np.floating
+    dl_dbeta: Array
+    dl_domega: Array
+
+
+class Forward(NamedTuple):
+    """Forward pass of the MLP: ``net_output`` is ``all_f[K]``; ``all_h[0]`` is the input."""
+
+    net_output: Array
+    all_f: list[Array]
+    all_h: list[Array]
+
+
+class Backward(NamedTuple):
+    """Derivatives of the loss with respect to every weight and bias, shaped like them."""
+
+    all_dl_dweights: list[Array]
+    all_dl_dbiases: list[Array]
+
+
+class Gradients(NamedTuple):
+    """The loss and its derivatives with respect to every weight and bias."""
+
+    loss: np.floating
+    all_dl_dweights: list[Array]
+    all_dl_dbiases: list[Array]

@@ -73,8 +73,8 @@ def _fmt(c: object) -> str:
 
 def toy_section() -> Table:
     e = toy_example()
-    n = native.toy_backward(e.x, e.y, e.beta, e.omega, e.activations)
-    r = reference.toy_backward(e.x, e.y, e.beta, e.omega, e.activations)
+    n = native.toy_backward(e.x, e.y, e.beta, e.omega, activations=e.activations)
+    r = reference.toy_backward(e.x, e.y, e.beta, e.omega, activations=e.activations)
     L = len(e.activations)
 
     def chain_loss(start: int, value: float, at_h: bool) -> float:
@@ -85,13 +85,13 @@ def toy_section() -> Table:
             beta = np.r_[0.0, e.beta[start + 1 :]]
             omega = np.r_[1.0, e.omega[start + 1 :]]
             acts = e.activations[start:]
-        return float(native.toy_backward(value, e.y, beta, omega, acts).loss)
+        return float(native.toy_backward(value, e.y, beta, omega, activations=acts).loss)
 
     def param_loss(which: str, k: int) -> Callable[[float], float]:
         def fn(v: float) -> float:
             beta, omega = e.beta.copy(), e.omega.copy()
             (beta if which == "beta" else omega)[k] = v
-            return float(native.toy_backward(e.x, e.y, beta, omega, e.activations).loss)
+            return float(native.toy_backward(e.x, e.y, beta, omega, activations=e.activations).loss)
 
         return fn
 

@@ -192,9 +192,13 @@ def gradcheck(
         names = ["beta", "omega"]
 
         def loss(p: list[np.ndarray]) -> float:
-            return float(_api.toy_backward(x, y, p[0], p[1], activations, relu_grad_at_zero).loss)
+            return float(_api.toy_backward(
+                x, y, p[0], p[1], activations=activations, relu_grad_at_zero=relu_grad_at_zero
+            ).loss)
 
-        r = _api.toy_backward(x, y, params[0], params[1], activations, relu_grad_at_zero)
+        r = _api.toy_backward(
+            x, y, params[0], params[1], activations=activations, relu_grad_at_zero=relu_grad_at_zero
+        )
         value, native = float(r.loss), [r.dl_dbeta, r.dl_domega]
         relu_inputs = [r.f[k] for k, a in enumerate(activations) if a == "relu"]
     else:
@@ -207,9 +211,11 @@ def gradcheck(
         names = [f"all_weights[{k}]" for k in range(K1)] + [f"all_biases[{k}]" for k in range(K1)]
 
         def loss(p: list[np.ndarray]) -> float:
-            return float(_api.gradients(x, y, p[:K1], p[K1:], relu_grad_at_zero)[0])
+            return float(_api.gradients(x, y, p[:K1], p[K1:], relu_grad_at_zero=relu_grad_at_zero)[0])
 
-        lv, dW, db = _api.gradients(x, y, params[:K1], params[K1:], relu_grad_at_zero)
+        lv, dW, db = _api.gradients(
+            x, y, params[:K1], params[K1:], relu_grad_at_zero=relu_grad_at_zero
+        )
         value, native = float(lv), [*dW, *db]
         _, all_f, _ = _api.forward(x, params[:K1], params[K1:])
         relu_inputs = all_f[:-1]

@@ -132,7 +132,7 @@ def _toy_graph_parts(
     x: float, y: float, beta: Any, omega: Any, activations: Sequence[str]
 ) -> tuple[list[_Node], list[_Edge], float]:
     """The nodes (with positions, values, derivatives) and edges of the chain's graph."""
-    r = _api.toy_backward(x, y, beta, omega, activations)
+    r = _api.toy_backward(x, y, beta, omega, activations=activations)
     beta = np.asarray(beta, dtype=r.f.dtype)
     omega = np.asarray(omega, dtype=r.f.dtype)
     L = len(activations)

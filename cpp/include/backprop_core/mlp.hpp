@@ -1,5 +1,17 @@
 // The ReLU multilayer perceptron of notebook 7.2, on a batch of N column samples:
 //   f_k = W_k h_k + b_k (k = 0..K),  h_{k+1} = ReLU(f_k) (k < K),  loss = sum 0.5 (f_K - y)^2.
+//
+// Notebook 7.2's equations, each in one function:
+//   f_k = W_k h_k + b_k, h_{k+1} = ReLU(f_k)   affine() and BiasRelu (gemm.hpp); relu() and
+//                                             relu_marked() (activations.hpp)
+//   l = sum 0.5 (f_K - y)^2, dl/df_K = f_K - y squared_error() below
+//   dl/dW_k = dl/df_k h_k^T                    weight_grad_loops() / weight_grad_tasks() (gemm.hpp),
+//                                             and one BLAS call a block in the blocked pass
+//   dl/db_k = sum over samples of dl/df_k      sum_row() (gemm.hpp)
+//   dl/dh_k = W_k^T dl/df_k                    input_grad_loops() / input_grad_tasks() (gemm.hpp)
+//   dl/df_{k-1} = ReLU'(f_{k-1}) dl/dh_k       relu_grad() / relu_grad_marked() (activations.hpp)
+// Whole passes: mlp_forward(), mlp_backward(), mlp_gradients_blocked() here; the choice between
+// them, the scratch and the model live in model.hpp.
 // Layer k maps D_k inputs to D_{k+1} outputs; every matrix is row-major, samples along rows,
 // so h_k is (D_k, N), f_k is (D_{k+1}, N), W_k is (D_{k+1}, D_k) and b_k has D_{k+1} entries.
 #pragma once
@@ -21,6 +33,23 @@ template <class T> struct MLPView {
     const T* const* biases;       // K + 1 pointers
     T relu_grad_at_zero = T(1);
 };
+
+// The output loss and its derivative (notebook 7.2): l = sum 0.5 (f_K - y)^2 and dl/df_K = f_K - y,
+// over M outputs and the n samples [n0, n0 + n) of a batch, whose rows in f and g are n long. The
+// target of output i, sample m is y[i * y_strides[0] + m * y_strides[1]] (strides of 0
+// broadcast). Returns the loss, summed in double.
+template <class T>
+double squared_error(const T* f, const T* y, const std::size_t* y_strides, std::size_t M,
+                     std::size_t n0, std::size_t n, T* g) {
+    double loss = 0;
+    for (std::size_t i = 0; i < M; ++i)
+        for (std::size_t j = 0; j < n; ++j) {
+            const T diff = f[i * n + j] - y[i * y_strides[0] + (n0 + j) * y_strides[1]];
+            loss += 0.5 * double(diff) * diff;
+            g[i * n + j] = diff;  // d 0.5 (f - y)^2 / df
+        }
+    return loss;
+}
 
 // Forward pass: f[k] (D_{k+1}, N) for k = 0..K and h[k] (D_k, N) for k = 1..K; h[0] is x.
 template <class T>
@@ -58,13 +87,7 @@ T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, cons
     T* g = workspace;  // dl/df_k, (D_{k+1}, N)
     T* g_prev = workspace + N * *std::max_element(dims, dims + K + 2);
     T* partials = g_prev + N * *std::max_element(dims, dims + K + 2);
-    double loss = 0;
-    for (std::size_t i = 0; i < dims[K + 1]; ++i)
-        for (std::size_t n = 0; n < N; ++n) {
-            const T diff = f[K][i * N + n] - y[i * y_strides[0] + n * y_strides[1]];
-            loss += 0.5 * double(diff) * diff;
-            g[i * N + n] = diff;  // d 0.5 (f - y)^2 / df
-        }
+    const double loss = squared_error(f[K], y, y_strides, dims[K + 1], 0, N, g);
     for (std::size_t k = K + 1; k-- > 0;) {
         const std::size_t M = dims[k + 1], D = k ? dims[k] : 0;  // no dl/dh_0 is needed
         // dl/dW_k = dl/df_k h_k^T and dl/db_k = dl/df_k summed over samples; below the first
@@ -191,15 +214,7 @@ T mlp_gradients_blocked(const MLPView<T>& net, const BlockPlan& plan, const T* x
                 BiasRelu<T>{ak, net.biases[k], k < K ? ak : nullptr, n}(0, M, 0, n);
                 in = ak, ld_in = n;
             }
-            double loss = 0;
-            const T* out = a + at_r[K] * B;
-            for (std::size_t i = 0; i < dims[K + 1]; ++i)
-                for (std::size_t j = 0; j < n; ++j) {
-                    const T diff = out[i * n + j] - y[i * y_strides[0] + (n0 + j) * y_strides[1]];
-                    loss += 0.5 * double(diff) * diff;
-                    g[i * n + j] = diff;
-                }
-            sum[0] += loss;
+            sum[0] += squared_error(a + at_r[K] * B, y, y_strides, dims[K + 1], n0, n, g);
             for (std::size_t k = K + 1; k-- > 0;) {
                 const std::size_t M = dims[k + 1], D = dims[k];
                 const T* hk = k ? a + at_r[k - 1] * B : x + n0;

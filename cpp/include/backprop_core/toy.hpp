@@ -2,6 +2,18 @@
 //   f_0 = beta_0 + omega_0 x,  h_k = a_k(f_{k-1}),  f_k = beta_k + omega_k h_k  (k = 1..L),
 //   loss = sum_n (f_L - y)^2.
 // Arrays are row-major with one row per stage: f is (L+1, N), h is (L, N) with row k-1 holding h_k.
+//
+// Notebook 7.1's equations, each in one function that every pass calls:
+//   f_k = beta_k + omega_k h_k (h_0 = x)        toy_affine()
+//   h_k = a_k(f_{k-1}), dh_k/df_{k-1}           activate_block(), activate_grad_block()
+//                                               (the rules themselves: activations.hpp)
+//   l = sum (f_L - y)^2, dl/df_L = 2 (f_L - y)  toy_loss()
+//   dl/dbeta_k = sum dl/df_k,
+//   dl/domega_k = sum dl/df_k h_k               toy_param_sums()
+//   dl/dh_k = omega_k dl/df_k,
+//   dl/df_{k-1} = dh_k/df_{k-1} dl/dh_k         toy_back_step()
+// Whole passes: toy_forward(), toy_forward_backward() (every intermediate kept) and
+// toy_gradients() (blocks in cache, only the sums kept).
 #pragma once
 
 #include <algorithm>
@@ -44,6 +56,42 @@ void activate_grad_block(Activation a, const T* f, const T* h, T* t, std::size_t
     for (std::size_t i = 0; i < n; ++i) t[i] = activate_grad(a, f[i], h[i], relu0);
 }
 
+// out = beta + omega * in over n samples: f_k from h_k (f_0 from x).
+template <class T> void toy_affine(T beta, T omega, const T* in, T* out, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = beta + omega * in[i];
+}
+
+// loss += sum (f_L - y)^2 and g = dl/df_L = 2 (f_L - y) over n samples; sample i's target is
+// y[i * y_stride].
+template <class T>
+void toy_loss(const T* f_L, const T* y, std::size_t y_stride, std::size_t n, double& loss, T* g) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const T diff = f_L[i] - y[i * y_stride];
+        loss += double(diff) * diff;
+        g[i] = T(2) * diff;  // d(f - y)^2 / df
+    }
+}
+
+// dbeta += sum g (df_k/dbeta_k = 1) and domega += sum g * in (df_k/domega_k = h_k, x for k = 0).
+template <class T>
+void toy_param_sums(const T* g, const T* in, std::size_t n, double& dbeta, double& domega) {
+    for (std::size_t i = 0; i < n; ++i) {
+        dbeta += g[i];
+        domega += double(g[i]) * in[i];
+    }
+}
+
+// dl/dh_k = omega_k g (into dh when not null) and g_prev = t * dl/dh_k, where t = dh_k/df_{k-1}
+// and g = dl/df_k. Element by element, so g_prev may be g or t.
+template <class T>
+void toy_back_step(T omega, const T* t, const T* g, T* dh, T* g_prev, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const T d = omega * g[i];
+        if (dh) dh[i] = d;
+        g_prev[i] = t[i] * d;
+    }
+}
+
 // Samples are cut into parts of this many, run on the thread pool; sums over samples are made
 // per part and combined in order, so results do not depend on the number of threads.
 inline constexpr std::size_t toy_part = std::size_t(1) << 15;
@@ -66,13 +114,11 @@ template <class T>
 void toy_forward_part(const ToyChain<T>& c, const T* x, std::size_t N, std::size_t n0,
                       std::size_t n1, T* f, T* h) {
     const std::size_t L = c.L, n = n1 - n0;
-    for (std::size_t i = n0; i < n1; ++i) f[i] = c.beta[0] + c.omega[0] * x[i];
+    toy_affine(c.beta[0], c.omega[0], x + n0, f + n0, n);
     for (std::size_t k = 1; k <= L; ++k) {
-        const T* f_prev = f + (k - 1) * N + n0;
         T* h_k = h + (k - 1) * N + n0;
-        T* f_k = f + k * N + n0;
-        activate_block(c.activations[k - 1], f_prev, h_k, n);
-        for (std::size_t i = 0; i < n; ++i) f_k[i] = c.beta[k] + c.omega[k] * h_k[i];
+        activate_block(c.activations[k - 1], f + (k - 1) * N + n0, h_k, n);
+        toy_affine(c.beta[k], c.omega[k], h_k, f + k * N + n0, n);
     }
 }
 
@@ -92,32 +138,17 @@ ToySums toy_backward_part(const ToyChain<T>& c, const T* x, const T* y, std::siz
                           T* dl_df, T* dl_dh) {
     const std::size_t L = c.L;
     ToySums s(L);  // sums in double: float32 rounds once, at the end
-    const T* f_L = f + L * N;
-    T* g_L = dl_df + L * N;
-    for (std::size_t n = n0; n < n1; ++n) {
-        const T diff = f_L[n] - y[n * y_stride];
-        s.loss += double(diff) * diff;
-        g_L[n] = T(2) * diff;  // d(f - y)^2 / df
-    }
+    const std::size_t n = n1 - n0;
+    toy_loss(f + L * N + n0, y + n0 * y_stride, y_stride, n, s.loss, dl_df + L * N + n0);
     for (std::size_t k = L + 1; k-- > 0;) {
-        const T* g_k = dl_df + k * N;                 // dl/df_k
-        const T* in_k = k == 0 ? x : h + (k - 1) * N;  // what omega_k multiplies
-        double dbeta = 0, domega = 0;
-        for (std::size_t n = n0; n < n1; ++n) {
-            dbeta += g_k[n];                      // df_k/dbeta_k = 1
-            domega += double(g_k[n]) * in_k[n];  // df_k/domega_k = h_k (x for k = 0)
-        }
-        s.dbeta[k] = dbeta;
-        s.domega[k] = domega;
+        const T* g_k = dl_df + k * N + n0;                        // dl/df_k
+        const T* in_k = (k == 0 ? x : h + (k - 1) * N) + n0;      // what omega_k multiplies
+        toy_param_sums(g_k, in_k, n, s.dbeta[k], s.domega[k]);
         if (k == 0) break;
-        T* dh = dl_dh + (k - 1) * N;
-        T* g_prev = dl_df + (k - 1) * N;
-        activate_grad_block(c.activations[k - 1], f + (k - 1) * N + n0, in_k + n0, g_prev + n0,
-                            n1 - n0, c.relu_grad_at_zero);  // dh_k/df_{k-1}
-        for (std::size_t n = n0; n < n1; ++n) {
-            dh[n] = c.omega[k] * g_k[n];  // df_k/dh_k
-            g_prev[n] *= dh[n];
-        }
+        T* g_prev = dl_df + (k - 1) * N + n0;
+        activate_grad_block(c.activations[k - 1], f + (k - 1) * N + n0, in_k, g_prev, n,
+                            c.relu_grad_at_zero);  // dh_k/df_{k-1}
+        toy_back_step(c.omega[k], g_prev, g_k, dl_dh + (k - 1) * N + n0, g_prev, n);
     }
     return s;
 }
@@ -173,32 +204,23 @@ ToySums toy_sums(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_str
     for (std::size_t at = begin; at < end; at += B) {
         const std::size_t n = std::min(B, end - at);
         const T* xb = x + at;
-        for (std::size_t i = 0; i < n; ++i) f[i] = c.beta[0] + c.omega[0] * xb[i];
+        toy_affine(c.beta[0], c.omega[0], xb, f, n);
         for (std::size_t k = 1; k <= L; ++k) {
             T* hk = h + (k - 1) * B;
             activate_block(c.activations[k - 1], f + (k - 1) * B, hk, n);
-            T* fk = f + k * B;
-            for (std::size_t i = 0; i < n; ++i) fk[i] = c.beta[k] + c.omega[k] * hk[i];
+            toy_affine(c.beta[k], c.omega[k], hk, f + k * B, n);
         }
-        const T* fL = f + L * B;
-        for (std::size_t i = 0; i < n; ++i) {
-            const T diff = fL[i] - y[(at + i) * y_stride];
-            s.loss += double(diff) * diff;
-            g[i] = T(2) * diff;
-        }
+        toy_loss(f + L * B, y + at * y_stride, y_stride, n, s.loss, g);
         for (std::size_t k = L + 1; k-- > 0;) {
             const T* in = k == 0 ? xb : h + (k - 1) * B;
-            double db = 0, dw = 0;
-            for (std::size_t i = 0; i < n; ++i) {
-                db += g[i];
-                dw += double(g[i]) * in[i];
-            }
+            double db = 0, dw = 0;  // this block's sums, then added to the part's
+            toy_param_sums(g, in, n, db, dw);
             s.dbeta[k] += db;
             s.domega[k] += dw;
             if (k == 0) break;
             activate_grad_block(c.activations[k - 1], f + (k - 1) * B, in, t, n,
                                 c.relu_grad_at_zero);
-            for (std::size_t i = 0; i < n; ++i) g[i] = t[i] * (c.omega[k] * g[i]);
+            toy_back_step<T>(c.omega[k], t, g, nullptr, g, n);
         }
     }
     return s;

@@ -1,0 +1,162 @@
+"""backprop_core.MLP: a ReLU MLP whose parameters live packed in native memory."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import numpy as np
+
+from . import _core
+from ._api import check_relu_grad_at_zero
+from ._results import Forward, Gradients
+
+_tuple_new = tuple.__new__  # a named result from the core's tuple, without a Python-level call
+
+
+def _not_initialised() -> NoReturn:
+    raise RuntimeError(
+        "MLP: not initialised (made without __init__, e.g. by MLP.__new__ or a pickle that "
+        "carries no parameters); construct it as MLP(all_weights, all_biases)"
+    )
+
+
+class MLP:
+    """A ReLU MLP whose parameters live packed in native memory.
+
+    Parameters
+    ----------
+    all_weights : list of array_like
+        ``all_weights[k]`` of shape (D_{k+1}, D_k); copied in.
+    all_biases : list of array_like
+        ``all_biases[k]`` of shape (D_{k+1}, 1) or (D_{k+1},); copied in.
+
+    Notes
+    -----
+    The dtype (float32 or float64) is fixed at construction by numpy's promotion of the
+    parameters. ``weights`` and ``biases`` are writeable views of the packed memory, so an update
+    such as ``m.weights[0] -= lr * dW[0]`` changes the model (views taken before a call of
+    ``__init__`` keep the old parameters alive, detached from the model). Inputs of another float
+    dtype are refused (``TypeError``) rather than cast. Models pickle as their parameters (plain
+    arrays). One model may be used from several threads at once, and in a forked child: calls
+    share no state but the parameters; writing to the parameters while another thread computes
+    with them gives that call a mix of old and new values.
+
+    Examples
+    --------
+    >>> import numpy as np, backprop_core as bc
+    >>> m = bc.MLP([np.ones((2, 1)), np.ones((1, 2))], [np.zeros((2, 1)), np.zeros((1, 1))])
+    >>> m
+    MLP(dims=[1, 2, 1], dtype=float64)
+    >>> loss, dW, db = m.gradients(np.array([[1.0]]), 0.0)
+    >>> float(loss), dW[1].tolist()
+    (2.0, [[2.0, 2.0]])
+    """
+
+    __slots__ = ("__weakref__", "_handle")
+
+    def __init__(self, all_weights: Sequence[Any], all_biases: Sequence[Any]) -> None:
+        # One assignment: a model being re-initialised is never half old, half new.
+        self._handle = _core.model_new(all_weights, all_biases)
+
+    def _native(self) -> Any:
+        try:
+            return self._handle
+        except AttributeError:
+            _not_initialised()
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """Writeable views of the weights, ``weights[k]`` of shape (D_{k+1}, D_k)."""
+        return _core.model_parameters(self._native(), True)
+
+    @property
+    def biases(self) -> list[np.ndarray]:
+        """Writeable views of the biases, shaped as given to the constructor."""
+        return _core.model_parameters(self._native(), False)
+
+    @property
+    def dims(self) -> list[int]:
+        """The widths D_0 .. D_{K+1}."""
+        return _core.model_dims(self._native())
+
+    @property
+    def dtype(self) -> np.dtype:
+        """float32 or float64."""
+        return _core.model_dtype(self._native())
+
+    def forward(self, net_input: Any) -> Forward:
+        """Forward pass.
+
+        Parameters
+        ----------
+        net_input : array_like, shape (D_0, N)
+            Samples as columns, of the model's dtype.
+
+        Returns
+        -------
+        Forward
+            ``(net_output, all_f, all_h)`` as :func:`backprop_core.forward` returns.
+        """
+        return _tuple_new(Forward, _core.model_forward(self._native(), net_input))
+
+    def gradients(
+        self,
+        net_input: Any,
+        y: Any,
+        *,
+        relu_grad_at_zero: float = 1.0,
+        out: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
+    ) -> Gradients:
+        """Loss and every weight and bias derivative.
+
+        Parameters
+        ----------
+        net_input : array_like, shape (D_0, N)
+            Samples as columns, of the model's dtype.
+        y : float or array_like
+            Targets, broadcastable to (D_{K+1}, N).
+        relu_grad_at_zero : float, default 1.0
+            The ReLU derivative at exactly 0: 1 is notebook 7.2's indicator (f >= 0), 0 is
+            PyTorch's.
+        out : tuple of two lists of ndarray, optional
+            ``(all_dl_dweights, all_dl_dbiases)``: C-contiguous, writeable arrays of the model's
+            dtype shaped like the parameters, written in place and returned (no allocation per
+            call). None may overlap another, the input, ``y`` or the model's parameters
+            (``ValueError`` naming both).
+
+        Returns
+        -------
+        Gradients
+            ``loss`` (``sum 0.5 (f_K - y)^2``, a numpy scalar), ``all_dl_dweights`` and
+            ``all_dl_dbiases`` (the lists of ``out`` when given).
+        """
+        try:
+            handle = self._handle
+        except AttributeError:
+            _not_initialised()
+        c = check_relu_grad_at_zero(relu_grad_at_zero)
+        return _tuple_new(Gradients, _core.model_gradients(handle, net_input, y, c, out))
+
+    def __repr__(self) -> str:
+        try:
+            handle = self._handle
+        except AttributeError:
+            return "MLP(<not initialised>)"
+        return f"MLP(dims={_core.model_dims(handle)}, dtype={_core.model_dtype(handle)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from copies of the parameters: plain arrays pickle anywhere.
+        handle = self._native()
+        weights = [w.copy() for w in _core.model_parameters(handle, True)]
+        biases = [b.copy() for b in _core.model_parameters(handle, False)]
+        return (type(self), (weights, biases))
+
+    def __setstate__(self, state: Any) -> NoReturn:
+        raise TypeError("MLP: a pickle carries the parameters only (MLP(all_weights, all_biases))")
+
+    def __copy__(self) -> MLP:
+        return type(self)(self.weights, self.biases)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> MLP:
+        return self.__copy__()
