@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The C++ core's own tests (tests/cpp/), no Python and no BLAS, so every memory access is
-# instrumented: the thread pool under ThreadSanitizer, the tiling of large products under
-# AddressSanitizer and UndefinedBehaviorSanitizer. Any finding or wrong result fails the run.
+# instrumented: the thread pool under ThreadSanitizer, the tiling of large products and the
+# notebooks' numbers under AddressSanitizer and UndefinedBehaviorSanitizer. Any finding or wrong
+# result fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=build/cpp-tests
@@ -11,7 +12,15 @@ $cxx -std=c++17 -O1 -g -fsanitize=thread -Icpp/include tests/cpp/test_parallel.c
     -o "$out/test_parallel" -lpthread
 $cxx -std=c++17 -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
     -Icpp/include tests/cpp/test_tiling.cpp -o "$out/test_tiling"
+# The notebooks' numbers and finite differences from the core alone.
+$cxx -std=c++17 -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+    -Icpp/include tests/cpp/test_notebooks.cpp -o "$out/test_notebooks" -lpthread
+"$out/test_notebooks"
 # 3 threads whatever the machine has; the forked child starts threads after the parent's threads
 # exist, which ThreadSanitizer allows only with die_after_fork=0.
 BACKPROP_CORE_NUM_THREADS=3 TSAN_OPTIONS=halt_on_error=1:die_after_fork=0 "$out/test_parallel"
 "$out/test_tiling"
+# The notebooks' numbers and finite differences from the core alone.
+$cxx -std=c++17 -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+    -Icpp/include tests/cpp/test_notebooks.cpp -o "$out/test_notebooks" -lpthread
+"$out/test_notebooks"
