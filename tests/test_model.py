@@ -135,3 +135,159 @@ def test_forward_checks_its_input():
     m = bc.MLP(W, b)
     with pytest.raises(ValueError, match=r"net_input: expected shape \(3, N\) to match all_weights\[0\] of shape \(7, 3\)"):
         m.forward(np.ones((4, 2)))
+
+
+# ----------------------------------------------------------------------------- the contract
+
+
+def test_results_are_named_and_unpack_as_tuples():
+    x, y, W, b = _net()
+    m = bc.MLP(W, b)
+    g = m.gradients(x, y)
+    assert isinstance(g, bc.Gradients) and g._fields == ("loss", "all_dl_dweights", "all_dl_dbiases")
+    loss, dW, db = g
+    assert loss is g.loss and dW is g.all_dl_dweights and db is g.all_dl_dbiases
+    fw = m.forward(x)
+    assert isinstance(fw, bc.Forward) and fw.net_output is fw.all_f[-1]
+    assert isinstance(bc.forward(x, W, b), bc.Forward)
+    assert isinstance(bc.gradients(x, y, W, b), bc.Gradients)
+    fw = bc.forward(x, W, b)
+    assert isinstance(bc.backward(W, b, fw.all_f, fw.all_h, y), bc.Backward)
+    t = bc.toy_gradients(0.5, 1.0, np.ones(4), np.ones(4))
+    assert isinstance(t, bc.ToyGradients) and t._fields == ("loss", "dl_dbeta", "dl_domega")
+
+
+def test_options_are_keyword_only():
+    x, y, W, b = _net()
+    with pytest.raises(TypeError, match="positional"):
+        bc.gradients(x, y, W, b, 0.0)
+    with pytest.raises(TypeError, match="positional"):
+        bc.MLP(W, b).gradients(x, y, 0.0)
+    with pytest.raises(TypeError, match="positional"):
+        bc.toy_backward(0.5, 1.0, np.ones(3), np.ones(3), ("sin", "cos"))
+
+
+@pytest.mark.parametrize("bad", [True, False, np.bool_(True), "1", None, 1j, [1.0]])
+def test_relu_grad_at_zero_must_be_a_real_number(bad):
+    x, y, W, b = _net()
+    for call in (
+        lambda: bc.gradients(x, y, W, b, relu_grad_at_zero=bad),
+        lambda: bc.MLP(W, b).gradients(x, y, relu_grad_at_zero=bad),
+        lambda: bc.toy_backward(0.5, 1.0, np.ones(4), np.ones(4), relu_grad_at_zero=bad),
+    ):
+        with pytest.raises(TypeError, match="relu_grad_at_zero"):
+            call()
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), float("inf")])
+def test_relu_grad_at_zero_outside_the_unit_interval(bad):
+    x, y, W, b = _net()
+    with pytest.raises(ValueError, match=r"relu_grad_at_zero: expected a value in \[0, 1\]"):
+        bc.gradients(x, y, W, b, relu_grad_at_zero=bad)
+
+
+@pytest.mark.parametrize("bad", [None, 5, {"sin"}, (n for n in ["sin"]), "sin", b"sin"])
+def test_activations_must_be_a_list_or_tuple_of_names(bad):
+    with pytest.raises(TypeError, match="activations"):
+        bc.toy_forward(0.5, np.ones(2), np.ones(2), activations=bad)
+
+
+def test_an_uninitialised_model_raises_on_every_use():
+    m = bc.MLP.__new__(bc.MLP)
+    x, y, _, _ = _net()
+    assert "not initialised" in repr(m)
+    for use in (
+        lambda: m.weights,
+        lambda: m.biases,
+        lambda: m.dims,
+        lambda: m.dtype,
+        lambda: m.forward(x),
+        lambda: m.gradients(x, y),
+        lambda: pickle.dumps(m),
+    ):
+        with pytest.raises(RuntimeError, match="MLP: not initialised"):
+            use()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x80\x02cbackprop_core\nMLP\n)\x81.",
+        b"\x80\x02cbackprop_core._model\nMLP\n)\x81.",
+        b"\x80\x02cbackprop_core\nMLP\n)\x81}q\x00X\x07\x00\x00\x00_handleq\x01K\x01sb.",
+        b"\x80\x02cbackprop_core\nMLP\n)\x81N}q\x00X\x07\x00\x00\x00_handleq\x01K\x01s\x86b.",
+    ],
+)
+def test_crafted_pickles_give_no_usable_half_made_model(payload):
+    try:
+        m = pickle.loads(payload)
+    except (TypeError, AttributeError, pickle.UnpicklingError):
+        return  # refused outright
+    with pytest.raises(RuntimeError, match="not initialised"):
+        m.gradients(np.ones((3, 1)), 0.0)
+
+
+def test_the_core_module_has_no_class_to_half_make():
+    from backprop_core import _core
+
+    assert not [n for n in dir(_core) if isinstance(getattr(_core, n), type)]
+    with pytest.raises(TypeError, match="model: expected a native model handle"):
+        _core.model_gradients(object(), np.ones((3, 1)), 0.0, 1.0, None)
+
+
+def test_reinitialising_rebuilds_from_the_new_parameters():
+    x, y, W, b = _net()
+    m = bc.MLP(W, b)
+    old_view = m.weights[0]
+    W2 = [w * 2 for w in W]
+    m.__init__(W2, b)
+    _same(m.weights, W2)
+    _same(m.gradients(x, y)[1], bc.gradients(x, y, W2, b)[1])
+    _same([old_view], [W[0]])  # an old view keeps the old memory, detached
+    m.__init__([W[0].astype(np.float32)], [b[0].astype(np.float32)])
+    assert m.dims == [3, 7] and m.dtype == np.float32
+
+
+def test_repr_shows_dims_and_dtype():
+    _, _, W, b = _net(np.float32)
+    assert repr(bc.MLP(W, b)) == "MLP(dims=[3, 7, 5, 2], dtype=float32)"
+
+
+def _out_like(m):
+    return ([np.zeros_like(w) for w in m.weights], [np.zeros_like(c) for c in m.biases])
+
+
+def test_out_overlapping_what_the_call_reads_is_refused():
+    x, y, W, b = _net()
+    m = bc.MLP(W, b)
+    with pytest.raises(ValueError, match=r"out\[0\]\[0\] overlaps the model's parameters"):
+        m.gradients(x, y, out=(m.weights, m.biases))
+    dW, db = _out_like(m)
+    with pytest.raises(ValueError, match=r"out\[1\]\[1\] overlaps out\[0\]\[1\]"):
+        m.gradients(x, y, out=(dW, [db[0], dW[1].reshape(-1)[:5], db[2]]))
+    dW, db = _out_like(m)
+    with pytest.raises(ValueError, match=r"out\[1\]\[2\] overlaps out\[1\]\[0\]"):
+        m.gradients(x, y, out=(dW, [db[0], db[1], db[0][:2]]))
+    big = np.zeros(200)
+    xs = big[: x.size].reshape(x.shape)
+    xs[...] = x
+    dW, db = _out_like(m)
+    db[2] = big[1:3].reshape(2, 1)
+    with pytest.raises(ValueError, match=r"out\[1\]\[2\] overlaps net_input"):
+        m.gradients(xs, y, out=(dW, db))
+    dW, db = _out_like(m)
+    dW[2] = y.reshape(-1)[:10].reshape(2, 5)
+    with pytest.raises(ValueError, match=r"out\[0\]\[2\] overlaps y"):
+        m.gradients(x, y, out=(dW, db))
+    # Nothing was written by the refused calls.
+    _same(m.weights, W)
+    _same(m.biases, b)
+
+
+def test_out_written_in_place_equals_new_arrays():
+    x, y, W, b = _net()
+    m = bc.MLP(W, b)
+    out = _out_like(m)
+    r = m.gradients(x, y, out=out)
+    assert r.all_dl_dweights is out[0] and r.all_dl_dbiases is out[1]
+    _same(out[0], m.gradients(x, y).all_dl_dweights)
