@@ -115,3 +115,13 @@ def test_help_toy_backward_states_the_conventions() -> None:
     text = _help(bc.toy_backward)
     assert "relu_grad_at_zero" in text and "f >= 0" in text
     assert "(f_L - y)^2" in text and "sum" in text
+
+
+def test_examples_in_docstrings_run() -> None:
+    import doctest
+
+    from backprop_core import _api, _model
+
+    for module in (_api, _model):
+        failed, attempted = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert attempted > 0 and failed == 0, f"{module.__name__}: {failed} of {attempted} failed"

@@ -5,9 +5,10 @@ here; results are named tuples. The compiled core checks shapes and applies the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Union, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _core
 from ._results import (
@@ -19,6 +20,13 @@ from ._results import (
     ToyForward,
     ToyGradients,
 )
+
+# Types for the dtype policy's two exact cases: float32 in, float32 out; float64 in, float64 out.
+# Anything else (integers, float16, mixed) is typed Any: the policy decides at run time.
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+Scalar32 = Union[float, np.float32, F32]
+Scalar64 = Union[float, np.float64, F64]
 
 _tuple_new = tuple.__new__  # a named result from the core's tuple, without a Python-level call
 
@@ -39,9 +47,21 @@ def check_relu_grad_at_zero(value: Any) -> float:
     return c
 
 
+@overload
+def toy_forward(  # type: ignore[overload-overlap]  # (a Python float fits either dtype)
+    x: Scalar32, beta: F32, omega: F32, *, activations: Sequence[str] = ...
+) -> ToyForward[np.float32]: ...
+@overload
+def toy_forward(
+    x: Scalar64, beta: F64, omega: F64, *, activations: Sequence[str] = ...
+) -> ToyForward[np.float64]: ...
+@overload
+def toy_forward(
+    x: Any, beta: Any, omega: Any, *, activations: Sequence[str] = ...
+) -> ToyForward[Any]: ...
 def toy_forward(
     x: Any, beta: Any, omega: Any, *, activations: Sequence[str] = NOTEBOOK_CHAIN
-) -> ToyForward:
+) -> ToyForward[Any]:
     """Forward pass of the toy chain of notebook 7.1.
 
     ``f_0 = beta_0 + omega_0 x``, then for k = 1..L: ``h_k = a_k(f_{k-1})`` and
@@ -71,10 +91,48 @@ def toy_forward(
         ``beta``/``omega`` not of length L + 1, ``x`` of rank above 1, an unknown activation.
     TypeError
         Arrays that are not real numbers (bool, complex, object, str), ``activations`` a str.
+    Examples
+    --------
+    Notebook 7.1's forward pass (its printed values: 1.230 1.623 7.137 2.372):
+
+    >>> import numpy as np, backprop_core as bc
+    >>> beta, omega = np.array([1.0, 2.0, -3.0, 0.4]), np.array([0.1, -0.4, 2.0, 3.0])
+    >>> bc.toy_forward(2.3, beta, omega).f.round(3).tolist()
+    [1.23, 1.623, 7.137, 2.372]
     """
     return _tuple_new(ToyForward, _core.toy_forward(x, beta, omega, activations))
 
 
+@overload
+def toy_backward(  # type: ignore[overload-overlap]  # (a Python float fits either dtype)
+    x: Scalar32,
+    y: Scalar32,
+    beta: F32,
+    omega: F32,
+    *,
+    activations: Sequence[str] = ...,
+    relu_grad_at_zero: float = ...,
+) -> ToyBackward[np.float32]: ...
+@overload
+def toy_backward(
+    x: Scalar64,
+    y: Scalar64,
+    beta: F64,
+    omega: F64,
+    *,
+    activations: Sequence[str] = ...,
+    relu_grad_at_zero: float = ...,
+) -> ToyBackward[np.float64]: ...
+@overload
+def toy_backward(
+    x: Any,
+    y: Any,
+    beta: Any,
+    omega: Any,
+    *,
+    activations: Sequence[str] = ...,
+    relu_grad_at_zero: float = ...,
+) -> ToyBackward[Any]: ...
 def toy_backward(
     x: Any,
     y: Any,
@@ -83,7 +141,7 @@ def toy_backward(
     *,
     activations: Sequence[str] = NOTEBOOK_CHAIN,
     relu_grad_at_zero: float = 1.0,
-) -> ToyBackward:
+) -> ToyBackward[Any]:
     """Forward and backward pass of the toy chain of notebook 7.1, loss ``sum (f_L - y)^2``.
 
     Parameters
@@ -113,11 +171,50 @@ def toy_backward(
         As :func:`toy_forward`, and ``y`` whose shape is neither () nor that of ``x``.
     TypeError
         As :func:`toy_forward`.
+    Examples
+    --------
+    Notebook 7.1's loss (0.139) and dl/domega_0 (5.246):
+
+    >>> import numpy as np, backprop_core as bc
+    >>> beta, omega = np.array([1.0, 2.0, -3.0, 0.4]), np.array([0.1, -0.4, 2.0, 3.0])
+    >>> r = bc.toy_backward(2.3, 2.0, beta, omega)
+    >>> round(float(r.loss), 3), round(float(r.dl_domega[0]), 3)
+    (0.139, 5.246)
     """
     c = check_relu_grad_at_zero(relu_grad_at_zero)
     return _tuple_new(ToyBackward, _core.toy_backward(x, y, beta, omega, activations, c))
 
 
+@overload
+def toy_gradients(  # type: ignore[overload-overlap]  # (a Python float fits either dtype)
+    x: Scalar32,
+    y: Scalar32,
+    beta: F32,
+    omega: F32,
+    *,
+    activations: Sequence[str] = ...,
+    relu_grad_at_zero: float = ...,
+) -> ToyGradients[np.float32]: ...
+@overload
+def toy_gradients(
+    x: Scalar64,
+    y: Scalar64,
+    beta: F64,
+    omega: F64,
+    *,
+    activations: Sequence[str] = ...,
+    relu_grad_at_zero: float = ...,
+) -> ToyGradients[np.float64]: ...
+@overload
+def toy_gradients(
+    x: Any,
+    y: Any,
+    beta: Any,
+    omega: Any,
+    *,
+    activations: Sequence[str] = ...,
+    relu_grad_at_zero: float = ...,
+) -> ToyGradients[Any]: ...
 def toy_gradients(
     x: Any,
     y: Any,
@@ -126,7 +223,7 @@ def toy_gradients(
     *,
     activations: Sequence[str] = NOTEBOOK_CHAIN,
     relu_grad_at_zero: float = 1.0,
-) -> ToyGradients:
+) -> ToyGradients[Any]:
     """Loss and parameter derivatives of the toy chain, without the per-sample intermediates.
 
     The same loss and sums as :func:`toy_backward`, computed in one fused pass that keeps each
@@ -158,12 +255,31 @@ def toy_gradients(
     ------
     ValueError, TypeError
         As :func:`toy_backward`.
+    Examples
+    --------
+    >>> import numpy as np, backprop_core as bc
+    >>> beta, omega = np.array([1.0, 2.0, -3.0, 0.4]), np.array([0.1, -0.4, 2.0, 3.0])
+    >>> loss, dl_dbeta, dl_domega = bc.toy_gradients(np.full(10, 2.3), 2.0, beta, omega)
+    >>> round(float(loss), 3), round(float(dl_domega[0]), 2)  # ten times notebook 7.1's sample
+    (1.386, 52.46)
     """
     c = check_relu_grad_at_zero(relu_grad_at_zero)
     return _tuple_new(ToyGradients, _core.toy_gradients(x, y, beta, omega, activations, c))
 
 
-def forward(net_input: Any, all_weights: Sequence[Any], all_biases: Sequence[Any]) -> Forward:
+@overload
+def forward(  # type: ignore[overload-overlap]  # (a Python float fits either dtype)
+    net_input: F32, all_weights: Sequence[F32], all_biases: Sequence[F32]
+) -> Forward[np.float32]: ...
+@overload
+def forward(
+    net_input: F64, all_weights: Sequence[F64], all_biases: Sequence[F64]
+) -> Forward[np.float64]: ...
+@overload
+def forward(
+    net_input: Any, all_weights: Sequence[Any], all_biases: Sequence[Any]
+) -> Forward[Any]: ...
+def forward(net_input: Any, all_weights: Sequence[Any], all_biases: Sequence[Any]) -> Forward[Any]:
     """Forward pass of the ReLU MLP of notebook 7.2 (its ``compute_network_output``).
 
     ``f_k = W_k h_k + b_k`` for k = 0..K, ``h_{k+1} = ReLU(f_k)`` between layers, none after the
@@ -194,10 +310,49 @@ def forward(net_input: Any, all_weights: Sequence[Any], all_biases: Sequence[Any
         ``net_input`` not of shape (D_0, N). The message names the layer and both shapes.
     TypeError
         Arrays that are not real numbers.
+    Examples
+    --------
+    Notebook 7.2's network (output -0.923):
+
+    >>> import backprop_core as bc
+    >>> from backprop_core.examples import mlp_example
+    >>> e = mlp_example()
+    >>> round(float(bc.forward(e.net_input, e.all_weights, e.all_biases).net_output[0, 0]), 3)
+    -0.923
     """
     return _tuple_new(Forward, _core.forward(net_input, all_weights, all_biases))
 
 
+@overload
+def backward(  # type: ignore[overload-overlap]  # (a Python float fits either dtype)
+    all_weights: Sequence[F32],
+    all_biases: Sequence[F32],
+    all_f: Sequence[F32],
+    all_h: Sequence[F32],
+    y: Scalar32,
+    *,
+    relu_grad_at_zero: float = ...,
+) -> Backward[np.float32]: ...
+@overload
+def backward(
+    all_weights: Sequence[F64],
+    all_biases: Sequence[F64],
+    all_f: Sequence[F64],
+    all_h: Sequence[F64],
+    y: Scalar64,
+    *,
+    relu_grad_at_zero: float = ...,
+) -> Backward[np.float64]: ...
+@overload
+def backward(
+    all_weights: Sequence[Any],
+    all_biases: Sequence[Any],
+    all_f: Sequence[Any],
+    all_h: Sequence[Any],
+    y: Any,
+    *,
+    relu_grad_at_zero: float = ...,
+) -> Backward[Any]: ...
 def backward(
     all_weights: Sequence[Any],
     all_biases: Sequence[Any],
@@ -206,7 +361,7 @@ def backward(
     y: Any,
     *,
     relu_grad_at_zero: float = 1.0,
-) -> Backward:
+) -> Backward[Any]:
     """Backward pass of the ReLU MLP of notebook 7.2 (its ``backward_pass``).
 
     The loss is ``sum over outputs and samples of 0.5 (f_K - y)^2``.
@@ -232,11 +387,47 @@ def backward(
     ValueError
         As :func:`forward`; ``all_f``/``all_h`` of the wrong length or with shapes inconsistent
         with the weights; ``y`` not broadcastable to the output.
+    Examples
+    --------
+    >>> import backprop_core as bc
+    >>> from backprop_core.examples import mlp_example
+    >>> e = mlp_example()
+    >>> fw = bc.forward(e.net_input, e.all_weights, e.all_biases)
+    >>> g = bc.backward(e.all_weights, e.all_biases, fw.all_f, fw.all_h, e.y)
+    >>> round(float(g.all_dl_dbiases[0][1, 0]), 3)  # notebook 7.2 prints 46.618
+    46.618
     """
     c = check_relu_grad_at_zero(relu_grad_at_zero)
     return _tuple_new(Backward, _core.backward(all_weights, all_biases, all_f, all_h, y, c))
 
 
+@overload
+def gradients(  # type: ignore[overload-overlap]  # (a Python float fits either dtype)
+    net_input: F32,
+    y: Scalar32,
+    all_weights: Sequence[F32],
+    all_biases: Sequence[F32],
+    *,
+    relu_grad_at_zero: float = ...,
+) -> Gradients[np.float32]: ...
+@overload
+def gradients(
+    net_input: F64,
+    y: Scalar64,
+    all_weights: Sequence[F64],
+    all_biases: Sequence[F64],
+    *,
+    relu_grad_at_zero: float = ...,
+) -> Gradients[np.float64]: ...
+@overload
+def gradients(
+    net_input: Any,
+    y: Any,
+    all_weights: Sequence[Any],
+    all_biases: Sequence[Any],
+    *,
+    relu_grad_at_zero: float = ...,
+) -> Gradients[Any]: ...
 def gradients(
     net_input: Any,
     y: Any,
@@ -244,7 +435,7 @@ def gradients(
     all_biases: Sequence[Any],
     *,
     relu_grad_at_zero: float = 1.0,
-) -> Gradients:
+) -> Gradients[Any]:
     """Loss and every weight and bias derivative of the ReLU MLP, in one native call.
 
     Equivalent to :func:`forward` then :func:`backward`, but the intermediates stay in native
@@ -268,6 +459,14 @@ def gradients(
         ``sum 0.5 (f_K - y)^2``.
     all_dl_dweights, all_dl_dbiases : list of ndarray
         As in :func:`backward`.
+    Examples
+    --------
+    >>> import backprop_core as bc
+    >>> from backprop_core.examples import mlp_example
+    >>> e = mlp_example()
+    >>> g = bc.gradients(e.net_input, e.y, e.all_weights, e.all_biases)
+    >>> round(float(g.loss), 3), round(float(g.all_dl_dbiases[0][2, 0]), 3)  # notebook 7.2
+    (478.118, 8.447)
     """
     c = check_relu_grad_at_zero(relu_grad_at_zero)
     return _tuple_new(Gradients, _core.gradients(net_input, y, all_weights, all_biases, c))

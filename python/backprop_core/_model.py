@@ -85,7 +85,7 @@ class MLP:
         """float32 or float64."""
         return _core.model_dtype(self._native())
 
-    def forward(self, net_input: Any) -> Forward:
+    def forward(self, net_input: Any) -> Forward[Any]:
         """Forward pass.
 
         Parameters
@@ -107,7 +107,7 @@ class MLP:
         *,
         relu_grad_at_zero: float = 1.0,
         out: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
-    ) -> Gradients:
+    ) -> Gradients[Any]:
         """Loss and every weight and bias derivative.
 
         Parameters
