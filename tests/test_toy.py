@@ -290,3 +290,16 @@ def test_toy_gradients_notebook_and_scalar(impl):
     np.testing.assert_array_equal(np.round(dl_dbeta, 3), NOTEBOOK_DL_DBETA)
     with pytest.raises(ValueError, match="y"):
         bc.toy_gradients(np.ones(3), np.ones(2), e.beta, e.omega)
+
+
+def test_every_table_of_activations_names_the_cores_table():
+    # The core's table (name, rule, derivative: activations.hpp) is the one list of names; the
+    # reference's own rules, gradcheck and the pictures cover exactly those names.
+    from backprop_core import _core, plot
+
+    names = _core.activation_names()
+    assert names == ("identity", "sin", "cos", "exp", "tanh", "sigmoid", "relu")
+    assert tuple(ref.ACTIVATIONS) == names
+    assert tuple(plot._DERIVATIVE_SYMBOL) == names and tuple(plot._FUNCTION_SYMBOL) == names
+    for name in names:  # and the native functions take each
+        bc.toy_forward(0.5, np.ones(2), np.ones(2), activations=(name,))
