@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the repaired wheel into a fresh venv in which no compiler can be found, and runs the
+# Installs a repaired wheel into a fresh venv in which no compiler can be found, and runs the
 # test suite against that installed package: the proof that the wheel installs and works on a
 # machine without a C++ toolchain.
 #
-# Usage: scripts/test_wheel.sh [WHEEL]     (default: the one wheel in wheelhouse/, made by
-#                                          scripts/build_wheel.sh; PYTHON=python3.X to choose)
+# Usage: scripts/test_wheel.sh [WHEEL]
+#   PYTHON=python3.X   the interpreter whose venv is made (default python3); without WHEEL, the
+#                      wheel for its version in wheelhouse/ (made by scripts/build_wheel.sh)
+#   NUMPY=SPEC         a numpy requirement to test with, e.g. "numpy==2.0.*" for the oldest allowed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -12,9 +14,10 @@ PYTHON=${PYTHON:-python3}
 
 wheel=${1:-}
 if [[ -z $wheel ]]; then
-    wheels=(wheelhouse/backprop_core-*manylinux*.whl)
+    tag=$("$PYTHON" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+    wheels=(wheelhouse/backprop_core-*-"$tag"-"$tag"-manylinux*.whl)
     if [[ ${#wheels[@]} -ne 1 || ! -f ${wheels[0]} ]]; then
-        echo "expected one manylinux wheel in wheelhouse/, found: ${wheels[*]}" >&2
+        echo "expected one $tag manylinux wheel in wheelhouse/, found: ${wheels[*]}" >&2
         echo "(scripts/build_wheel.sh makes it)" >&2
         exit 1
     fi
@@ -45,7 +48,9 @@ echo "no compiler or build tool on PATH"
 # wheel with its test extra (read from the wheel's own metadata: pytest, hypothesis, mpmath,
 # mypy, matplotlib) and numpy, all from wheels.
 "${no_compiler[@]}" "$python" -m pip install -q --upgrade pip
-"${no_compiler[@]}" "$python" -m pip install --no-build-isolation --only-binary=:all: "$wheel[test]"
+"${no_compiler[@]}" "$python" -m pip install --no-build-isolation --only-binary=:all: "$wheel[test]" \
+    ${NUMPY:+"$NUMPY"}
+"${no_compiler[@]}" "$python" -c 'import sys, numpy; print("Python", sys.version.split()[0], "numpy", numpy.__version__)'
 
 # From tests/, whose sys.path entries (the cwd, pytest's pythonpath = tests) hold no package, so
 # `import backprop_core` must find the installed wheel; say where it came from, and fail if not.
