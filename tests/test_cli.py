@@ -1,13 +1,12 @@
-"""The command line: the walkthrough as a table and as JSON, the help of every command, and the
-exit codes of plot and bench when a part is missing."""
+"""The command line: the walkthrough as a table and as JSON, the help of every command, the exit
+code of plot when matplotlib is missing, and the old bench command pointing to benchmarks/.
+(The benchmark script itself: tests/test_bench.py.)"""
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -98,9 +97,12 @@ def test_a_disagreement_fails_table_and_json_alike(
     assert data["rows"][0]["verdict"] == "DISAGREE"
 
 
-def test_walkthrough_main_is_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _walkthrough.main(["--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["ok"] is True
+def test_the_default_command_is_the_walkthroughs_run(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _walkthrough.run(as_json=True) == 0
+    direct = capsys.readouterr().out
+    assert main(["--json"]) == 0
+    assert capsys.readouterr().out == direct
+    assert json.loads(direct)["ok"] is True
 
 
 # ----------------------------------------------------------------------------- help and usage
@@ -119,22 +121,6 @@ def test_plot_help() -> None:
     assert "--out DIR" in r.stdout and "PNG" in r.stdout and "SVG" in r.stdout
 
 
-def test_bench_help_is_the_benchmarks_or_says_it_is_missing() -> None:
-    r = run_cli("bench", "--help")
-    try:
-        importlib.import_module("backprop_core._bench")
-        available = True
-    except ImportError:
-        available = False
-    if available:
-        assert r.returncode == 0, r.stderr
-        assert "usage" in r.stdout.lower()
-    else:
-        assert r.returncode == 2
-        assert "bench: not available" in r.stderr
-        assert r.stdout == ""
-
-
 @pytest.mark.parametrize(
     "args",
     [["frobnicate"], ["--bogus"], ["plot"], ["plot", "--out", "x", "--extra"], ["--json", "plot", "--out", "x"]],
@@ -144,59 +130,28 @@ def test_usage_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]
     assert "usage:" in capsys.readouterr().err
 
 
-# ----------------------------------------------------------------------------- bench
+# ----------------------------------------------------------------------------- bench (moved)
 
 
-def fake_bench(monkeypatch: pytest.MonkeyPatch, result: object) -> list[list[str]]:
-    """Install a stand-in backprop_core._bench whose main records its argv."""
-    calls: list[list[str]] = []
-
-    def bench_main(argv: list[str]) -> object:
-        calls.append(argv)
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    module = types.ModuleType("backprop_core._bench")
-    module.main = bench_main  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "backprop_core._bench", module)
-    return calls
-
-
-def test_bench_passes_every_argument_through_verbatim(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = fake_bench(monkeypatch, 7)
-    args = ["--quick", "--repeat", "3", "--json", "--", "-x", "--help"]
-    assert main(["bench", *args]) == 7
-    assert calls == [args]
-
-
-@pytest.mark.parametrize(("result", "code"), [(None, 0), (0, 0), (SystemExit(0), 0), (SystemExit(3), 3)])
-def test_bench_exit_code_is_the_benchmarks(
-    monkeypatch: pytest.MonkeyPatch, result: object, code: int
+@pytest.mark.parametrize(
+    "args",
+    [["bench"], ["bench", "--help"], ["bench", "--quick", "--repeat", "3", "--", "-x", "--json"]],
+)
+def test_bench_says_where_the_benchmark_lives_and_exits_2(
+    args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake_bench(monkeypatch, result)
-    assert main(["bench"]) == code
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "not part of the installed package" in err
+    assert "python benchmarks/bench.py" in err and "benchmarks/README.md" in err
 
 
-def test_bench_missing_exits_2_with_a_clear_message(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setitem(sys.modules, "backprop_core._bench", None)  # import fails: no such module
-    assert main(["bench", "--help"]) == 2
-    err = capsys.readouterr().err
-    assert "bench: not available" in err and "backprop_core._bench" in err
-
-
-def test_bench_whose_dependency_is_missing_exits_2(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    def import_module(name: str, package: str | None = None) -> types.ModuleType:
-        raise ModuleNotFoundError("No module named 'progressbar_lib'", name="progressbar_lib")
-
-    monkeypatch.setattr(importlib, "import_module", import_module)
-    assert main(["bench"]) == 2
-    err = capsys.readouterr().err
-    assert "bench: not available" in err and "progressbar_lib" in err
+def test_bench_in_a_process_exits_2_and_names_the_script() -> None:
+    r = run_cli("bench", "--help")
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert "python benchmarks/bench.py" in r.stderr
 
 
 # ----------------------------------------------------------------------------- plot without matplotlib
@@ -210,27 +165,3 @@ def test_plot_without_matplotlib_exits_2_naming_the_extra(
     assert 'pip install "backprop_core[plot]"' in capsys.readouterr().err
     assert not (tmp_path / "pictures").exists()
 
-
-
-def test_a_tiny_real_benchmark_on_a_busy_machine(tmp_path: Path) -> None:
-    """The real benchmark, cut to one short round of toy1 with one busy-looping process beside it:
-    it checks every contestant's gradients, reports the load, and stops its busy process."""
-    pytest.importorskip("backprop_core._bench")
-    out = tmp_path / "r.md"
-    r = run_cli(
-        "bench", "--workloads", "toy1", "--repeat", "1", "--block-ms", "2",
-        "--no-torch", "--no-jax", "--busy", "1", "--out", str(out),
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    text = out.read_text(encoding="utf-8")
-    assert "**Loaded machine**: 1 busy-looping process ran beside" in text
-    rows = [line for line in text.splitlines() if line.startswith("| backprop_core.")]
-    assert rows and all("| ok, max err" in line for line in rows), rows
-    left = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if b"while True: pass" in cmdline.read_bytes():
-                left.append(cmdline.parent.name)
-        except OSError:  # a process that ended meanwhile
-            pass
-    assert not left, f"busy-looping processes outlived the benchmark: {left}"

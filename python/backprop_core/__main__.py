@@ -5,22 +5,29 @@
     python -m backprop_core                  the walkthrough: notebooks 7.1 and 7.2, checked
     python -m backprop_core --json           the same walkthrough as JSON
     python -m backprop_core plot --out DIR   pictures of both notebook examples, PNG and SVG
-    python -m backprop_core bench [ARGS...]  the benchmark, ARGS passed on untouched
 
 Exit codes: 0 success; 1 the walkthrough found a disagreement (or the pictures could not be
-written); 2 bad usage, or a part that is not installed (matplotlib for ``plot``, the benchmark
-for ``bench``). ``bench`` returns whatever the benchmark returns.
+written); 2 bad usage, or a part that is not installed (matplotlib for ``plot``).
+
+The benchmark is not part of the installed package (numpy and scipy ship none either): it is
+``benchmarks/bench.py`` in the repository. ``bench``, the command that ran it from the package
+in earlier versions, stays only to say so: it prints where the benchmark lives and exits 2,
+whatever follows it.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 
 PACKAGE = "backprop_core"
 EXIT_UNAVAILABLE = 2  # as argparse's usage errors: the command as given cannot run here
+BENCH_MOVED = (
+    f"{PACKAGE} bench: the benchmark is not part of the installed package; it lives in the "
+    "repository's benchmarks/ folder: from a checkout, run python benchmarks/bench.py --help "
+    "(see benchmarks/README.md)"
+)
 
 DESCRIPTION = """\
 Backpropagation of notebooks 7.1 (the toy chain) and 7.2 (the ReLU MLP), computed by the native
@@ -35,7 +42,8 @@ examples:
   python -m backprop_core
   python -m backprop_core --json | python -c "import json,sys; print(json.load(sys.stdin)['ok'])"
   python -m backprop_core plot --out pictures
-  python -m backprop_core bench --help"""
+
+the benchmark lives in the repository, not in the package: python benchmarks/bench.py"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,14 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plot.add_argument("--out", required=True, metavar="DIR", type=Path,
                       help="directory to write the pictures into")  # fmt: skip
-    # No options of its own (add_help=False): everything after "bench", --help included, belongs
-    # to the benchmark, which parses it.
+    # Kept so that the command of earlier versions says where the benchmark went, rather than
+    # "invalid choice". No options of its own (add_help=False): "bench --help" and whatever else
+    # follows it get the same answer.
     commands.add_parser(
         "bench",
         add_help=False,
-        help="time the native core (a progress bar shows the way); every argument after 'bench' "
-        "is passed to the benchmark: 'bench --help' lists its options. Exit code 2 when the "
-        "benchmark is not installed",
+        help="moved out of the package: prints where the benchmark lives (the repository's "
+        "benchmarks/bench.py) and exits 2",
     )
     return parser
 
@@ -92,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     try:
-        # parse_known_args, so that the benchmark's options reach the benchmark.
+        # parse_known_args, so that the old benchmark's options still get the answer "moved".
         args, unknown = parser.parse_known_args(argv)
         if args.json and args.command:
             parser.error(f"--json applies to the walkthrough, not to {args.command}")
@@ -104,9 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "plot":
         return run_plot(args.out)
     if args.command == "bench":
-        # Verbatim, not argparse's reading of it: "--" and option order reach the benchmark as
-        # typed. Only the flag --json may precede the command, so "bench" is the command itself.
-        return run_bench(argv[argv.index("bench") + 1 :])
+        print(BENCH_MOVED, file=sys.stderr)
+        return EXIT_UNAVAILABLE
     from . import _walkthrough
 
     return _walkthrough.run(as_json=args.json)
@@ -140,24 +147,6 @@ def run_plot(out: Path) -> int:
         print(f"{PACKAGE} plot: cannot write into {out}: {e}", file=sys.stderr)
         return 1
     return 0
-
-
-def run_bench(argv: list[str]) -> int:
-    """Hand ``argv`` to ``backprop_core._bench.main``, imported only now: it may be absent."""
-    try:
-        bench = importlib.import_module(f"{PACKAGE}._bench")
-    except ImportError as e:
-        if e.name == f"{PACKAGE}._bench":
-            why = f"this installation of {PACKAGE} has no benchmark (module {PACKAGE}._bench)"
-        else:  # the benchmark exists but something it imports does not
-            why = f"the benchmark cannot be imported: {e}"
-        print(f"{PACKAGE} bench: not available: {why}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    try:
-        code = bench.main(argv)
-    except SystemExit as e:  # its --help or usage errors, through argparse
-        return _exit_code(e)
-    return 0 if code is None else int(code)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""``python -m backprop_core``: notebooks 7.1 and 7.2, native against reference against finite
-differences, with a verdict, as a table or as JSON. Exits non-zero when any disagree."""
+"""The walkthrough of ``python -m backprop_core``: notebooks 7.1 and 7.2, native against reference
+against finite differences, with a verdict, as a table or as JSON (:func:`run`).
+
+The command line (``__main__``) imports this module; this module imports nothing of it."""
 
 from __future__ import annotations
 
@@ -238,10 +240,3 @@ def run(as_json: bool = False) -> int:
     print(layers.render())
     print(f"\n{'ALL AGREE' if not failures else f'{failures} DISAGREE'}")
     return 1 if failures else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The command line, kept here for callers of ``_walkthrough.main``; see ``__main__``."""
-    from .__main__ import main as cli
-
-    return cli(argv)
