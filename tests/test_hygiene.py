@@ -217,24 +217,63 @@ def test_results_do_not_depend_on_where_the_arrays_lie(offset):
             assert g.tobytes() == w.tobytes()
 
 
-@pytest.mark.parametrize("value", ["0", "-2", "two", "2x", "", "+3", " 3"])
-def test_a_bad_thread_count_is_ignored_with_a_warning(value):
+_THREADS_CHILD = (
+    "import json, os, warnings\n"
+    "with warnings.catch_warnings(record=True) as w:\n"
+    "    warnings.simplefilter('always')\n"
+    "    import backprop_core._core as c, backprop_core\n"
+    "print(json.dumps([c.threads(), len(os.sched_getaffinity(0)),\n"
+    "                  [(x.category.__name__, str(x.message)) for x in w]]))\n"
+)
+
+
+def _import_with_threads(value: str) -> tuple[int, int, list[list[str]]]:
+    """Import backprop_core with BACKPROP_CORE_NUM_THREADS=value in a fresh process: the core's
+    thread count, the CPUs the process may use, and the warnings the import gave."""
+    import json
     import os
     import subprocess
 
-    code = (
-        "import warnings, os\n"
-        "with warnings.catch_warnings(record=True) as w:\n"
-        "    warnings.simplefilter('always')\n"
-        "    import backprop_core._core as c, backprop_core\n"
-        "print(c.threads() == len(os.sched_getaffinity(0)), [str(x.message) for x in w])\n"
-    )
     env = dict(os.environ, BACKPROP_CORE_NUM_THREADS=value)
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
-    same, messages = run.stdout.split(" ", 1)
-    assert same == "True"
-    assert f"BACKPROP_CORE_NUM_THREADS={value!r} is not a positive integer" in messages
+    run = subprocess.run(
+        [sys.executable, "-c", _THREADS_CHILD], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr  # the import never breaks
+    threads, cpus, warned = json.loads(run.stdout)
+    return threads, cpus, warned
+
+
+# Values the core ignores (it reads ASCII digits only, at least 1): other scripts' digits (which
+# str.isdigit accepts and int() reads or rejects), signs, spaces, exponents, zero.
+_IGNORED = ["³", "３", "٣", "߃", "३", "3³", "", " 3", "3 ", "+3", "-1", "0", "000", "1e3", "3.0",
+            "0x10", "two", "2x", "1_000", "\udcff"]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", _IGNORED, ids=[ascii(v) for v in _IGNORED])
+def test_a_bad_thread_count_is_ignored_with_a_warning(value):
+    threads, cpus, warned = _import_with_threads(value)
+    assert threads == min(cpus, 256)  # the core ignored it
+    assert warned == [
+        [
+            "RuntimeWarning",
+            f"BACKPROP_CORE_NUM_THREADS={value!r} is not a positive integer in ASCII digits and "
+            "is ignored: backprop_core uses the CPUs this process may run on",
+        ]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1", 1), ("3", 3), ("0003", 3), ("256", 256), ("0256", 256), ("257", 256), ("1000", 256),
+     ("9" * 40, 256), ("1" + "0" * 39, 256), ("7" * 5000, 256)],
+    ids=lambda v: v if isinstance(v, int) or len(v) < 8 else f"{len(v)} digits",
+)  # fmt: skip
+def test_a_thread_count_in_ascii_digits_is_used_as_the_core_reads_it(value, expected):
+    threads, _, warned = _import_with_threads(value)
+    assert threads == expected
+    capped = [["RuntimeWarning", f"BACKPROP_CORE_NUM_THREADS={value!r} is more than 256: "
+               "backprop_core uses 256 threads"]]  # fmt: skip
+    assert warned == (capped if len(value.lstrip("0")) > 3 or int(value) > 256 else [])
 
 
 def test_small_calls_stay_on_the_calling_thread():

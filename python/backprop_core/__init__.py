@@ -18,14 +18,35 @@ from .gradcheck import GradcheckReport, gradcheck
 
 __version__ = "0.1.0"
 
-_threads = _os.environ.get("BACKPROP_CORE_NUM_THREADS")
-if _threads is not None and not (_threads.isdigit() and int(_threads) >= 1):
-    _warnings.warn(
-        f"BACKPROP_CORE_NUM_THREADS={_threads!r} is not a positive integer and is ignored: "
-        "backprop_core uses the CPUs this process may run on",
-        RuntimeWarning,
-        stacklevel=2,
-    )
+_MAX_THREADS = 256  # thread_budget's cap
+
+
+def _check_thread_setting() -> None:
+    """Warn about a BACKPROP_CORE_NUM_THREADS the core ignores or caps, reading it exactly as the
+    core's thread_budget (parallel.hpp) does: ASCII digits only, at least 1, at most 256 threads.
+    (str.isdigit and int() also take superscript, full-width and other scripts' digits.)"""
+    value = _os.environ.get("BACKPROP_CORE_NUM_THREADS")
+    if value is None:
+        return
+    digits = value != "" and all("0" <= c <= "9" for c in value)
+    if not digits or value.strip("0") == "":
+        _warnings.warn(
+            f"BACKPROP_CORE_NUM_THREADS={value!r} is not a positive integer in ASCII digits and "
+            "is ignored: backprop_core uses the CPUs this process may run on",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    # Four significant digits already exceed the cap: int() of thousands of digits would raise.
+    elif len(value.lstrip("0")) > 3 or int(value) > _MAX_THREADS:
+        _warnings.warn(
+            f"BACKPROP_CORE_NUM_THREADS={value!r} is more than {_MAX_THREADS}: backprop_core uses "
+            f"{_MAX_THREADS} threads",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+_check_thread_setting()
 
 __all__ = [
     "Backward",
