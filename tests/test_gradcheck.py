@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import backprop_core as bc
 import numpy as np
 import pytest
@@ -79,3 +81,59 @@ def test_bad_arguments():
         bc.gradcheck(e.x, e.y, beta=e.beta, omega=e.omega, all_weights=[np.ones((1, 1))], all_biases=[np.ones((1, 1))])
     with pytest.raises(ValueError, match=r"grads: the gradient of omega must have shape \(4,\)"):
         bc.gradcheck(e.x, e.y, beta=e.beta, omega=e.omega, grads=(np.zeros(4), np.zeros(3)))
+
+
+# ----------------------------------------------------------------------------- eps, rtol, atol
+
+_SETTINGS_TYPE = [True, False, np.True_, "1e-6", b"1", 1j, np.complex128(1), [1e-6], np.array(1e-6), np.array([1e-6]), object()]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["eps", "rtol", "atol"])
+@pytest.mark.parametrize("value", _SETTINGS_TYPE, ids=lambda v: f"{type(v).__name__}:{v!r}"[:30])
+def test_settings_that_are_not_real_numbers_raise_type_error(name, value):
+    e = toy_example()
+    with pytest.raises(TypeError, match=rf"^gradcheck: {name}: expected a real number, got {type(value).__name__}$"):
+        bc.gradcheck(e.x, e.y, beta=e.beta, omega=e.omega, **{name: value})
+
+
+_OUT_OF_RANGE = [
+    ("eps", 0.0), ("eps", 0), ("eps", -0.0), ("eps", -1e-6), ("eps", float("nan")), ("eps", float("inf")),
+    ("eps", np.float32("nan")), ("eps", 5e-324 * -1),
+    ("rtol", -1e-12), ("rtol", -1), ("rtol", float("nan")), ("rtol", float("inf")), ("rtol", -float("inf")),
+    ("atol", -1e-300), ("atol", float("nan")), ("atol", float("inf")), ("atol", np.float64("-inf")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "value"), _OUT_OF_RANGE, ids=lambda v: repr(v))
+def test_settings_out_of_range_raise_value_error(name, value):
+    bound = "> 0" if name == "eps" else ">= 0"
+    e = mlp_example()
+    with pytest.raises(ValueError, match=rf"^gradcheck: {name}: expected a finite number {bound}, got "):
+        bc.gradcheck(e.net_input, e.y, all_weights=e.all_weights, all_biases=e.all_biases, **{name: value})
+
+
+@pytest.mark.parametrize(
+    ("settings", "used"),
+    [
+        ({"eps": np.float32(2**-20), "rtol": 0, "atol": np.int64(1)}, (2**-20, 0.0, 1.0)),
+        ({"eps": Fraction(1, 2**20), "rtol": np.float16(0.5), "atol": 0.0}, (2**-20, 0.5, 0.0)),
+        ({"eps": 5e-324, "rtol": 1, "atol": 1e300}, (5e-324, 1.0, 1e300)),
+    ],
+)
+def test_real_numbers_of_any_type_are_used_as_floats(settings, used):
+    e = toy_example()
+    report = bc.gradcheck(e.x, e.y, beta=e.beta, omega=e.omega, **settings)
+    assert (report.eps, report.rtol, report.atol) == used
+    assert all(type(v) is float for v in (report.eps, report.rtol, report.atol))
+    for row in report.rows:  # the verdicts follow the settings given
+        assert row.ok == (row.abs_error <= used[2] + used[1] * abs(row.finite_difference)), row
+
+
+def test_a_step_too_small_to_move_a_parameter_gives_zero_differences_not_a_division_error():
+    """eps = 5e-324 (the smallest subnormal): p + h == p for every p, so every difference is 0.0,
+    and the relative error of a nonzero gradient is inf, never a ZeroDivisionError."""
+    e = toy_example()
+    report = bc.gradcheck(e.x, e.y, beta=e.beta, omega=e.omega, eps=5e-324, rtol=0, atol=0)
+    assert [r.finite_difference for r in report.rows] == [0.0] * 8
+    assert all(r.rel_error == float("inf") and not r.ok for r in report.rows if r.value != 0)
+    assert not report.ok

@@ -20,6 +20,8 @@ within ``10 h`` of 0.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,6 +127,18 @@ def _central(loss: Callable[[list[np.ndarray]], float], params: list[np.ndarray]
             yield i, idx, (up - down) / (2 * h)
 
 
+def _setting(name: str, value: Any, positive: bool) -> float:
+    """``eps``, ``rtol`` or ``atol`` as a float, after checking it: a finite real number (not a
+    bool), > 0 (``positive``) or >= 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"gradcheck: {name}: expected a real number, got {type(value).__name__}")
+    v = float(value)
+    if not math.isfinite(v) or (v <= 0 if positive else v < 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"gradcheck: {name}: expected a finite number {bound}, got {value!r}")
+    return v
+
+
 def _index_name(name: str, idx: tuple[int, ...]) -> str:
     return f"{name}[{', '.join(map(str, idx))}]"
 
@@ -163,7 +177,8 @@ def gradcheck(
         The ReLU derivative at 0 used by the native gradients.
     eps, rtol, atol : float, optional
         Step (relative to ``max(1, |p|)``), relative and absolute tolerance; ``atol`` is absolute
-        (not scaled by the loss) when given. Defaults by dtype: see the module's table.
+        (not scaled by the loss) when given. Defaults by dtype: see the module's table. Finite
+        real numbers: ``eps > 0``, ``rtol >= 0``, ``atol >= 0``.
 
     Returns
     -------
@@ -176,10 +191,16 @@ def gradcheck(
     Raises
     ------
     TypeError
-        Neither or both of (beta, omega) and (all_weights, all_biases) given.
+        Neither or both of (beta, omega) and (all_weights, all_biases) given; ``eps``, ``rtol``
+        or ``atol`` not a real number (a bool, a str, an array).
     ValueError
-        ``grads`` whose shapes differ from the parameters', and the errors of the checked function.
+        ``eps``, ``rtol`` or ``atol`` out of range (see above), ``grads`` whose shapes differ
+        from the parameters', and the errors of the checked function.
     """
+    # Checked first: before the gradients cost any time.
+    eps = None if eps is None else _setting("eps", eps, positive=True)
+    rtol = None if rtol is None else _setting("rtol", rtol, positive=False)
+    atol = None if atol is None else _setting("atol", atol, positive=False)
     toy = beta is not None or omega is not None
     mlp = all_weights is not None or all_biases is not None
     if toy == mlp:
@@ -190,15 +211,12 @@ def gradcheck(
         dtype = common_dtype(named)
         params = [as_array(beta, dtype), as_array(omega, dtype)]
         names = ["beta", "omega"]
+        options = {"activations": activations, "relu_grad_at_zero": relu_grad_at_zero}
 
         def loss(p: list[np.ndarray]) -> float:
-            return float(_api.toy_backward(
-                x, y, p[0], p[1], activations=activations, relu_grad_at_zero=relu_grad_at_zero
-            ).loss)
+            return float(_api.toy_backward(x, y, p[0], p[1], **options).loss)
 
-        r = _api.toy_backward(
-            x, y, params[0], params[1], activations=activations, relu_grad_at_zero=relu_grad_at_zero
-        )
+        r = _api.toy_backward(x, y, params[0], params[1], **options)
         value, native = float(r.loss), [r.dl_dbeta, r.dl_domega]
         relu_inputs = [r.f[k] for k, a in enumerate(activations) if a == "relu"]
     else:

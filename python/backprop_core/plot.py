@@ -405,7 +405,7 @@ def mlp_gradients(
 
     # Cell size: the whole row of matrices about 12 inches wide at most, the tallest 4 inches.
     cols = sum(d.shape[1] + GAP_WB + 1 + GAP_LAYERS for d in dW)
-    rows = max(d.shape[0] for d in dW)
+    rows = max(1, *(d.shape[0] for d in dW))  # 1: a network of width-0 outputs still has a row
     cell = float(min(0.4, 12.0 / cols, 4.0 / rows))
     slots = [max(d.shape[1] + GAP_WB + 1 + GAP_LAYERS, MIN_SLOT_INCHES / cell) for d in dW]
     heat_w, heat_h = sum(slots) * cell, rows * cell + LABEL_INCHES
@@ -435,6 +435,7 @@ def _heatmaps(
 ) -> Any:
     """Every matrix in one axes, top-aligned, one data unit per entry: equal cells by construction,
     which separate axes under a layout engine do not give."""
+    from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
     from matplotlib.patches import Rectangle
 
@@ -443,9 +444,9 @@ def _heatmaps(
     bound = largest if np.isfinite(largest) and largest > 0 else 1.0
     norm = Normalize(vmin=-bound, vmax=bound)
 
-    rows = max(d.shape[0] for d in dW)
+    rows = max(1, *(d.shape[0] for d in dW))
     label_units = LABEL_INCHES / cell
-    image = None
+    image: Any = ScalarMappable(norm=norm, cmap="RdBu_r")  # the colour bar's, if all are empty
     left = 0.0
     for k, (w, b) in enumerate(zip(dW, db)):
         block_w = w.shape[1] + GAP_WB + 1
@@ -453,8 +454,9 @@ def _heatmaps(
         narrow = w.shape[1] * cell < 0.3  # inches: about the width of a label "W_k"
         for x, m, name in [(x0, w, "W"), (x0 + w.shape[1] + GAP_WB, b, "b")]:
             r, c = m.shape
-            image = ax.imshow(m, cmap="RdBu_r", norm=norm, interpolation="nearest",
-                              extent=(x, x + c, r, 0))  # fmt: skip
+            if m.size:  # an empty matrix (a width-0 layer) is only its frame
+                image = ax.imshow(m, cmap="RdBu_r", norm=norm, interpolation="nearest",
+                                  extent=(x, x + c, r, 0))  # fmt: skip
             if max(r, c) <= 16:  # cell borders while they stay visible; a frame always
                 for i in range(1, r):
                     ax.plot([x, x + c], [i, i], color="#d0d0d0", linewidth=0.5)
