@@ -9,6 +9,12 @@
   without an unsafe cast).
 * Any other layout (transposed, strided, negative strides, Fortran order, read-only) is accepted;
   arrays that are not C-contiguous of the call's dtype are copied, never written.
+* Masked arrays (``numpy.ma.MaskedArray``) are refused with ``TypeError``: converting one would
+  silently drop its mask, and computing with masked entries is not defined here. Pass
+  ``a.filled(value)`` or ``np.ma.getdata(a)`` to say what the masked entries mean.
+* A conversion whose result could not exist (more bytes than the address space holds, as a
+  broadcast int8 view converted to float64 can ask for) raises ``MemoryError``, as an allocation
+  that fails does, not numpy's ``ValueError``.
 """
 
 from __future__ import annotations
@@ -19,9 +25,19 @@ from typing import Any
 import numpy as np
 
 _ACCEPTED_KINDS = "fiu"
+_MAX_BYTES = np.iinfo(np.intp).max  # numpy's limit on an array's size in bytes
+
+
+def _refuse_masked(name: str, value: Any) -> None:
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name}: masked arrays are not accepted (converting would drop the mask); pass "
+            f"{name}.filled(value) or np.ma.getdata({name}) to say what the masked entries are"
+        )
 
 
 def _check_kind(name: str, value: Any) -> None:
+    _refuse_masked(name, value)
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected real numbers, got a bool")
     if isinstance(value, (int, float)):
@@ -49,13 +65,25 @@ def common_dtype(named: Iterable[tuple[str, Any]]) -> np.dtype:
     return dtype
 
 
-def as_array(value: Any, dtype: np.dtype) -> np.ndarray:
-    """``value`` as a C-contiguous array of ``dtype``: the same object when it already is one."""
-    return np.asarray(value, dtype=dtype, order="C")
+def as_array(value: Any, dtype: np.dtype, name: str = "an argument") -> np.ndarray:
+    """``value`` as a C-contiguous array of ``dtype``: the same object when it already is one.
+
+    ``MemoryError`` when the result could not exist: numpy says ``ValueError("array is too
+    big")``, but the request is well formed, only too large, as a failed allocation is."""
+    _refuse_masked(name, value)
+    a = np.asarray(value)  # no copy of an array; the array of an array-like, as it is
+    dtype = np.dtype(dtype)
+    if a.size * dtype.itemsize > _MAX_BYTES:  # Python ints: no wrap-around
+        raise MemoryError(
+            f"{name}: cannot convert an array of shape {a.shape} and dtype {a.dtype} to {dtype}: "
+            f"{a.size * dtype.itemsize} bytes is more than an array can hold"
+        )
+    return np.asarray(a, dtype=dtype, order="C")
 
 
-def as_arrays(values: Sequence[Any], dtype: np.dtype) -> list[np.ndarray]:
-    return [as_array(v, dtype) for v in values]
+def as_arrays(values: Sequence[Any], dtype: np.dtype, name: str = "a list") -> list[np.ndarray]:
+    """``as_array`` of every item, named ``name[k]`` in errors."""
+    return [as_array(v, dtype, f"{name}[{k}]") for k, v in enumerate(values)]
 
 
 def named_items(name: str, values: Any) -> list[tuple[str, Any]]:
@@ -68,4 +96,4 @@ def named_items(name: str, values: Any) -> list[tuple[str, Any]]:
 def normalize(names: Sequence[str], values: Sequence[Any]) -> list[np.ndarray]:
     """The policy applied to one call's arguments (the native core's slow path)."""
     dtype = common_dtype(list(zip(names, values)))
-    return [as_array(v, dtype) for v in values]
+    return [as_array(v, dtype, name) for name, v in zip(names, values)]

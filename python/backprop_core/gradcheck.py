@@ -209,7 +209,7 @@ def gradcheck(
     if toy:
         named = [("x", x), ("y", y), ("beta", beta), ("omega", omega)]
         dtype = common_dtype(named)
-        params = [as_array(beta, dtype), as_array(omega, dtype)]
+        params = [as_array(beta, dtype, "beta"), as_array(omega, dtype, "omega")]
         names = ["beta", "omega"]
         options = {"activations": activations, "relu_grad_at_zero": relu_grad_at_zero}
 
@@ -224,7 +224,7 @@ def gradcheck(
         dtype = common_dtype(
             [("net_input", x), ("y", y), *named_items("all_weights", W), *named_items("all_biases", b)]
         )
-        params = as_arrays(W, dtype) + as_arrays(b, dtype)
+        params = as_arrays(W, dtype, "all_weights") + as_arrays(b, dtype, "all_biases")
         K1 = len(W)
         names = [f"all_weights[{k}]" for k in range(K1)] + [f"all_biases[{k}]" for k in range(K1)]
 

@@ -81,7 +81,7 @@ def _toy_inputs(x: Any, beta: Any, omega: Any, y: Any = None) -> list[np.ndarray
     if y is not None:
         named.append(("y", y))
     dtype = common_dtype(named)
-    return [as_array(v, dtype) for _, v in named]
+    return [as_array(v, dtype, name) for name, v in named]
 
 
 def toy_forward(
@@ -246,7 +246,9 @@ def forward(
         named_items("all_biases", all_biases),
     )
     return _forward(
-        as_array(net_input, dtype), as_arrays(all_weights, dtype), as_arrays(all_biases, dtype)
+        as_array(net_input, dtype, "net_input"),
+        as_arrays(all_weights, dtype, "all_weights"),
+        as_arrays(all_biases, dtype, "all_biases"),
     )
 
 
@@ -307,11 +309,11 @@ def backward(
         [("y", y)],
     )
     return _backward(
-        as_arrays(all_weights, dtype),
-        as_arrays(all_biases, dtype),
-        as_arrays(all_f, dtype),
-        as_arrays(all_h, dtype),
-        as_array(y, dtype),
+        as_arrays(all_weights, dtype, "all_weights"),
+        as_arrays(all_biases, dtype, "all_biases"),
+        as_arrays(all_f, dtype, "all_f"),
+        as_arrays(all_h, dtype, "all_h"),
+        as_array(y, dtype, "y"),
         relu_grad_at_zero,
     )
 
@@ -348,10 +350,10 @@ def gradients(
         named_items("all_weights", all_weights),
         named_items("all_biases", all_biases),
     )
-    all_weights = as_arrays(all_weights, dtype)
-    all_biases = as_arrays(all_biases, dtype)
-    y = as_array(y, dtype)
-    net_output, all_f, all_h = _forward(as_array(net_input, dtype), all_weights, all_biases)
+    all_weights = as_arrays(all_weights, dtype, "all_weights")
+    all_biases = as_arrays(all_biases, dtype, "all_biases")
+    y = as_array(y, dtype, "y")
+    net_output, all_f, all_h = _forward(as_array(net_input, dtype, "net_input"), all_weights, all_biases)
     loss = np.sum(0.5 * (net_output - y) ** 2)
     dW, db = _backward(all_weights, all_biases, all_f, all_h, y, relu_grad_at_zero)
     return loss, dW, db
