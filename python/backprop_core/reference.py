@@ -84,6 +84,12 @@ def _toy_inputs(x: Any, beta: Any, omega: Any, y: Any = None) -> list[np.ndarray
     return [as_array(v, dtype, name) for name, v in named]
 
 
+def _check_toy_y(x: np.ndarray, y: np.ndarray) -> None:
+    # As the native functions: one target for all samples, or one per sample; no broadcasting.
+    if y.ndim != 0 and not (x.ndim == 1 and y.shape == x.shape):
+        raise ValueError(f"y: expected a scalar or the shape of x {x.shape}, got shape {y.shape}")
+
+
 def toy_forward(
     x: Any, beta: Any, omega: Any, activations: Sequence[str] = NOTEBOOK_CHAIN
 ) -> ToyForward:
@@ -130,7 +136,8 @@ def toy_backward(
     x : float or array_like, shape () or (N,)
         One sample or N samples.
     y : float or array_like
-        Targets, a scalar or the shape of ``x``.
+        Targets, a scalar or the shape of ``x`` (no broadcasting), as
+        :func:`backprop_core.toy_backward` takes them.
     beta, omega : array_like, shape (L + 1,)
         Offsets and slopes.
     activations : sequence of str, length L
@@ -145,6 +152,7 @@ def toy_backward(
         ``dl_domega``, as :func:`backprop_core.toy_backward` returns.
     """
     x, beta, omega, y = _toy_inputs(x, beta, omega, y)
+    _check_toy_y(x, y)
     f, h = toy_forward(x, beta, omega, activations)
     L = len(activations)
     loss = np.sum((f[L] - y) ** 2)
@@ -200,6 +208,18 @@ def toy_gradients(
 
 def _mlp_dtype(*named: list[tuple[str, Any]]) -> np.dtype:
     return common_dtype([item for group in named for item in group])
+
+
+def _check_mlp_y(y: np.ndarray, output: np.ndarray) -> None:
+    # As the native functions: numpy's broadcasting, but to the output's 2 dimensions only.
+    if output.ndim != 2:  # all_f of the wrong shape: not the targets' fault
+        return
+    D_o, N = output.shape
+    padded = (1,) * (2 - y.ndim) + y.shape
+    if y.ndim > 2 or padded[0] not in (1, D_o) or padded[1] not in (1, N):
+        raise ValueError(
+            f"y: expected a scalar or an array broadcastable to ({D_o}, {N}), got shape {y.shape}"
+        )
 
 
 def _column(b: np.ndarray) -> np.ndarray:
@@ -258,6 +278,7 @@ def _backward(all_weights, all_biases, all_f, all_h, y, relu_grad_at_zero):
     all_dl_dbiases = [None] * (K + 1)
     all_dl_df = [None] * (K + 1)
     all_dl_dh = [None] * (K + 1)
+    _check_mlp_y(y, all_f[K])
     # Derivative of the loss 0.5 (f - y)^2 with respect to the network output
     all_dl_df[K] = all_f[K] - y
     for layer in range(K, -1, -1):
@@ -292,7 +313,8 @@ def backward(
     all_f, all_h : list of array_like
         What :func:`forward` stored.
     y : float or array_like
-        Targets, broadcastable to the output's shape.
+        Targets: a scalar, or an array of at most 2 dimensions broadcastable to the output's
+        shape (D_o, N), as :func:`backprop_core.gradients` takes them.
     relu_grad_at_zero : float, default 1.0
         The ReLU derivative at exactly 0 (1: the notebook's indicator, 0: PyTorch's).
 
@@ -332,7 +354,8 @@ def gradients(
     net_input : array_like, shape (D_0, N)
         Samples as columns.
     y : float or array_like
-        Targets, broadcastable to the output's shape.
+        Targets: a scalar, or an array of at most 2 dimensions broadcastable to the output's
+        shape (D_o, N), as :func:`backprop_core.gradients` takes them.
     all_weights, all_biases : list of array_like
         As in :func:`forward`.
     relu_grad_at_zero : float, default 1.0
@@ -354,6 +377,7 @@ def gradients(
     all_biases = as_arrays(all_biases, dtype, "all_biases")
     y = as_array(y, dtype, "y")
     net_output, all_f, all_h = _forward(as_array(net_input, dtype, "net_input"), all_weights, all_biases)
+    _check_mlp_y(y, net_output)
     loss = np.sum(0.5 * (net_output - y) ** 2)
     dW, db = _backward(all_weights, all_biases, all_f, all_h, y, relu_grad_at_zero)
     return loss, dW, db
