@@ -1,6 +1,6 @@
-"""The dtype policy's refusals (backprop_core._dtype), alike in the native functions, the reference
-and gradcheck: masked arrays raise TypeError naming the argument (the mask is refused, not
-dropped), and a conversion whose result could not exist raises MemoryError naming the argument
+"""The dtype policy's refusals (backprop_core._dtype), alike in the native functions (whose intake
+sends every ndarray subclass to the policy), the reference and gradcheck: masked arrays raise
+TypeError naming the argument (the mask is refused, not dropped), and a conversion whose result could not exist raises MemoryError naming the argument
 (numpy itself says ValueError("array is too big"))."""
 
 from __future__ import annotations
@@ -44,16 +44,7 @@ def _call(module: Any, fn: str, args: dict[str, Any]) -> Callable[[], object]:
     return lambda: getattr(module, fn)(*positional)
 
 
-# The native functions take float32/float64 C-contiguous arrays without a look at their type, so
-# a masked array of the call's dtype reaches the core with its mask dropped: the bindings (the
-# lead's, issue 12's boundary contract) are to refuse it as the policy does. Strict: these fail
-# loudly once the bindings refuse masked arrays; then remove the mark.
-NATIVE_MASKED = pytest.mark.xfail(
-    strict=True, reason="the native fast path does not refuse masked float arrays yet"
-)
-
-
-def _cases(native_marks: tuple[Any, ...] = ()) -> list[Any]:
+def _cases() -> list[Any]:
     """(implementation, function, argument, item or None) for every array argument of every
     function, and each list argument's items."""
     cases = []
@@ -62,8 +53,7 @@ def _cases(native_marks: tuple[Any, ...] = ()) -> list[Any]:
             for fn, names in fns.items():
                 for name in names:
                     items = range(len(make()[name])) if name.startswith("all_") else [None]
-                    marks = native_marks if impl == "native" else ()
-                    cases += [pytest.param(impl, fn, name, k, marks=marks, id=f"{impl}-{fn}-{name}{'' if k is None else f'[{k}]'}") for k in items]
+                    cases += [pytest.param(impl, fn, name, k, id=f"{impl}-{fn}-{name}{'' if k is None else f'[{k}]'}") for k in items]
     return cases
 
 
@@ -88,7 +78,7 @@ def _masked(a: np.ndarray) -> np.ma.MaskedArray:
     return np.ma.array(a, mask=mask)
 
 
-@pytest.mark.parametrize(("impl", "fn", "name", "k"), _cases((NATIVE_MASKED,)))
+@pytest.mark.parametrize(("impl", "fn", "name", "k"), _cases())
 def test_a_masked_array_is_refused_naming_the_argument(impl, fn, name, k):
     call, label = _run(impl, fn, name, k, _masked)
     with pytest.raises(TypeError, match=rf"^{re.escape(label)}: masked arrays are not accepted"):
@@ -106,8 +96,7 @@ _MASKED_KINDS = {
 
 @pytest.mark.parametrize(
     ("impl", "masked"),
-    [pytest.param(impl, m, id=f"{impl}-{kind}",
-                  marks=(NATIVE_MASKED,) if impl == "native" and m.dtype == np.float64 else ())
+    [pytest.param(impl, m, id=f"{impl}-{kind}")
      for impl in ("native", "reference") for kind, m in _MASKED_KINDS.items()],
 )  # fmt: skip
 def test_every_kind_of_masked_array_is_refused(impl, masked):
@@ -176,3 +165,31 @@ def test_the_largest_conversion_that_can_exist_is_not_refused_by_the_size_check(
     with pytest.raises(MemoryError) as info:
         _dtype.as_array(x, np.dtype(np.float64), "x")
     assert "more than an array can hold" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+def _model_calls(change: Callable[[np.ndarray], Any]) -> list[Any]:
+    """(label, call) for every array a bc.MLP takes, that array replaced by ``change`` of it."""
+    a = _mlp_args()
+    W, b, x, y = a["all_weights"], a["all_biases"], a["net_input"], a["y"]
+    model = bc.MLP(W, b)
+    calls = []
+    for k in range(len(W)):
+        calls.append((f"all_weights[{k}]", lambda k=k: bc.MLP([change(w) if i == k else w for i, w in enumerate(W)], b)))
+        calls.append((f"all_biases[{k}]", lambda k=k: bc.MLP(W, [change(c) if i == k else c for i, c in enumerate(b)])))
+    calls.append(("net_input", lambda: model.forward(change(x))))
+    calls.append(("net_input", lambda: model.gradients(change(x), y)))
+    calls.append(("y", lambda: model.gradients(x, change(y))))
+    return calls
+
+
+@pytest.mark.parametrize("case", range(len(_model_calls(_masked))))
+def test_the_model_refuses_masked_arrays_and_impossible_conversions(case):
+    label, call = _model_calls(_masked)[case]
+    with pytest.raises(TypeError, match=rf"^{re.escape(label)}: masked arrays are not accepted"):
+        call()
+    label, call = _model_calls(_huge)[case]
+    with pytest.raises(MemoryError, match=rf"^{re.escape(label)}: cannot convert an array of shape "):
+        call()
