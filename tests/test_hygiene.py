@@ -302,3 +302,25 @@ def test_small_calls_stay_on_the_calling_thread():
     before, small, after = map(int, run.stdout.split())
     assert small == before, "small calls started the pool"
     assert after == before + 2, "a large call should start the pool's 2 workers"
+
+
+def test_exit_after_the_dtype_policy_ran():
+    """A call that goes through the dtype policy (backprop_core._dtype.normalize, from C++) must
+    not crash the interpreter's exit, even when the module has let go of the function: a static
+    py::object in the bindings freed it after finalisation (Fatal Python error, exit code 134);
+    pytest tests/test_cli.py tests/test_package.py did so."""
+    import subprocess
+
+    code = (
+        "import sys, numpy as np, backprop_core as bc, backprop_core._dtype as d\n"
+        "loss = bc.toy_backward(np.array([1, 2, 3]), 0, [1.0, 2.0], [1.0, 2.0], activations=['sin']).loss\n"
+        "loss2 = bc.gradients(np.ones((2, 3), np.int64), 0, [np.ones((1, 2))], [np.ones(1)]).loss\n"
+        "del d.normalize, d\n"
+        "del sys.modules['backprop_core._dtype']\n"
+        "print(float(loss), float(loss2))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    want = bc.reference.toy_backward(np.array([1.0, 2.0, 3.0]), 0.0, [1.0, 2.0], [1.0, 2.0], activations=["sin"]).loss
+    want2 = bc.reference.gradients(np.ones((2, 3)), 0.0, [np.ones((1, 2))], [np.ones(1)])[0]
+    assert run.stdout.split() == [repr(float(want)), repr(float(want2))]

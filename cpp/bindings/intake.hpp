@@ -113,14 +113,18 @@ class Args {
     int convert(int model = 0) {
         int kind = fast_kind(model);
         if (kind > 0) return kind;
-        static py::object normalize = py::module_::import("backprop_core._dtype").attr("normalize");
+        // Held for the life of the process, never destroyed: a static py::object's destructor
+        // runs after the interpreter has finalised, and aborts the process if it frees the last
+        // reference (tests/test_hygiene.py, test_exit_after_the_dtype_policy_ran).
+        static py::object* normalize =
+            new py::object(py::module_::import("backprop_core._dtype").attr("normalize"));
         py::list names, values;
         for (std::size_t i = 0; i < values_.size(); ++i) names.append(name(i)), values.append(values_[i]);
         if (model) {  // the model's parameters take part in the promotion
             names.append("the model");
             values.append(model == 4 ? py::array(py::array_t<float>(0)) : py::array(py::array_t<double>(0)));
         }
-        py::list out = normalize(names, values);
+        py::list out = (*normalize)(names, values);
         for (std::size_t i = 0; i < values_.size(); ++i) values_[i] = out[i];
         kind = fast_kind(0);
         if (kind <= 0) type_error(name(0) + ": the arguments could not be converted to one float dtype");
