@@ -22,7 +22,10 @@ std::vector<core::Activation> activations_of(py::handle names) {
             type_error(at() + ": expected a str, got " + type_name(items[i]));
         Py_ssize_t len = 0;
         const char* s = PyUnicode_AsUTF8AndSize(items[i].ptr(), &len);
-        if (!s) throw py::error_already_set();
+        if (!s) {  // (a lone surrogate cannot be UTF-8: no activation has that name)
+            PyErr_Clear();
+            value_error(at() + ": not a valid name (it cannot be encoded as UTF-8)");
+        }
         try {
             acts.push_back(core::activation_from_name({s, std::size_t(len)}));
         } catch (const std::invalid_argument& e) {

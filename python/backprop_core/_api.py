@@ -4,6 +4,7 @@ here; results are named tuples. The compiled core checks shapes and applies the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Union, overload
 
@@ -41,7 +42,10 @@ def check_relu_grad_at_zero(value: Any) -> float:
         )
     if isinstance(value, np.number) and not isinstance(value, (np.integer, np.floating)):
         raise TypeError(f"relu_grad_at_zero: expected a real number, got {type(value).__name__}")
-    c = float(value)
+    try:
+        c = float(value)
+    except OverflowError:  # an int beyond any float: outside [0, 1] all the same
+        c = math.inf
     if not 0.0 <= c <= 1.0:
         raise ValueError(f"relu_grad_at_zero: expected a value in [0, 1], got {value!r}")
     return c

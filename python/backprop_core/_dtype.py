@@ -40,6 +40,8 @@ def _check_kind(name: str, value: Any) -> None:
     _refuse_masked(name, value)
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected real numbers, got a bool")
+    if isinstance(value, int) and not -(2**1023) < value < 2**1024:  # no float can hold it
+        raise OverflowError(f"{name}: an integer of {value.bit_length()} bits is too large for a float")
     if isinstance(value, (int, float)):
         return
     dtype = np.asarray(value).dtype

@@ -220,7 +220,9 @@ def gradcheck(
         value, native = float(r.loss), [r.dl_dbeta, r.dl_domega]
         relu_inputs = [r.f[k] for k, a in enumerate(activations) if a == "relu"]
     else:
-        W, b = list(all_weights or []), list(all_biases or [])
+        # (read by iteration: `x or []` would ask a lying __len__)
+        W = [] if all_weights is None else list(all_weights)
+        b = [] if all_biases is None else list(all_biases)
         dtype = common_dtype(
             [("net_input", x), ("y", y), *named_items("all_weights", W), *named_items("all_biases", b)]
         )
