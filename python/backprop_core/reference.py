@@ -195,6 +195,184 @@ def toy_gradients(
     return r.loss, r.dl_dbeta, r.dl_domega
 
 
+# ----------------------------------------------------------------------------- losses
+#
+# Each loss takes the network output f = f_K of shape (D_o, N) (samples as columns) and the
+# targets, and gives the loss and dl/df_K; backpropagation takes dl/df_K from there. Reductions:
+#
+# * "sum" (the notebooks'): the per-sample losses summed over the N samples (and the outputs).
+# * "mean": the same sum divided by N, the number of samples (columns) in the call; not by the
+#   number of entries N * D_o. For squared error that is (1/N) sum_n sum_i 0.5 (f_in - y_in)^2,
+#   which is scikit-learn's MLPRegressor objective as its gradients define it (its reported
+#   squared_loss divides by N * D_o, but its gradients by N: they agree when D_o = 1), and
+#   PyTorch's 0.5 * MSELoss(reduction="sum")(f, y) / N; PyTorch's MSELoss(reduction="mean") is
+#   (2 / D_o) times ours (no 0.5, divided by N * D_o). For cross-entropy, "mean" is exactly
+#   PyTorch's CrossEntropyLoss(reduction="mean") and scikit-learn's log_loss.
+# A batch of N = 0 samples has loss 0 and gradient 0 under either reduction.
+
+REDUCTIONS = ("sum", "mean")
+
+
+def squared_error(net_output: np.ndarray, y: Any, reduction: str = "sum") -> tuple[Any, np.ndarray]:
+    """Notebook 7.2's loss ``0.5 (f_K - y)^2`` and its derivative.
+
+    Parameters
+    ----------
+    net_output : ndarray, shape (D_o, N)
+        The network output ``f_K``, samples as columns.
+    y : array_like
+        Targets, broadcastable to ``net_output``'s shape.
+    reduction : {"sum", "mean"}, default "sum"
+        ``"sum"`` over samples and outputs (the notebook's), or that sum divided by N (the number
+        of samples): see the notes on reductions at the top of this section.
+
+    Returns
+    -------
+    loss : numpy scalar
+        ``sum 0.5 (f_K - y)^2``, divided by N for ``"mean"``.
+    dl_df : ndarray, shape (D_o, N)
+        ``f_K - y``, divided by N for ``"mean"``.
+    """
+    N = net_output.shape[1]
+    loss = np.sum(0.5 * (net_output - y) ** 2)
+    dl_df = net_output - y  # d 0.5 (f - y)^2 / df
+    if reduction == "mean":
+        return loss / max(N, 1), dl_df / max(N, 1)
+    return loss, dl_df
+
+
+def log_softmax(f: np.ndarray) -> np.ndarray:
+    """``log softmax`` of each column, in the stable log-sum-exp form.
+
+    Parameters
+    ----------
+    f : ndarray, shape (D_o, N)
+        Scores, one column per sample.
+
+    Returns
+    -------
+    ndarray, shape (D_o, N)
+        ``f - m - log(sum(exp(f - m)))`` with ``m`` each column's largest score, so no ``exp``
+        overflows.
+    """
+    z = f - f.max(axis=0, keepdims=True)  # the largest score of each sample becomes 0
+    return z - np.log(np.sum(np.exp(z), axis=0, keepdims=True))
+
+
+def softmax(f: np.ndarray) -> np.ndarray:
+    """Softmax of each column, ``exp(f - m) / sum(exp(f - m))``.
+
+    Parameters
+    ----------
+    f : ndarray, shape (D_o, N)
+        Scores, one column per sample.
+
+    Returns
+    -------
+    ndarray, shape (D_o, N)
+        Probabilities; each column sums to 1.
+    """
+    e = np.exp(f - f.max(axis=0, keepdims=True))
+    return e / np.sum(e, axis=0, keepdims=True)
+
+
+def is_labels(y: Any) -> bool:
+    """Whether cross-entropy targets are integer class labels (else class probabilities).
+
+    Parameters
+    ----------
+    y : array_like
+        Targets: integers of shape (N,) are labels; real numbers broadcastable to (D_o, N) are
+        one-hot rows (or any class probabilities).
+
+    Returns
+    -------
+    bool
+        True for an array of integers.
+    """
+    return not isinstance(y, (bool, np.bool_)) and np.asarray(y).dtype.kind in "iu"
+
+
+def _check_labels(labels: np.ndarray, D_o: int, N: int) -> None:
+    if labels.shape != (N,):
+        raise ValueError(f"y: expected class labels of shape ({N},), got shape {labels.shape}")
+    if N and (labels.min() < 0 or labels.max() >= D_o):
+        raise ValueError(
+            f"y: class labels must lie in [0, {D_o}), got values from {labels.min()} to "
+            f"{labels.max()}"
+        )
+
+
+def softmax_cross_entropy(
+    net_output: np.ndarray, y: Any, reduction: str = "sum"
+) -> tuple[Any, np.ndarray]:
+    """Softmax cross-entropy ``-sum_i y_i log softmax(f)_i`` of each sample, and its derivative.
+
+    Parameters
+    ----------
+    net_output : ndarray, shape (D_o, N)
+        Class scores (logits) ``f_K``, samples as columns; D_o >= 1.
+    y : array_like
+        Integer class labels of shape (N,) in [0, D_o), or one-hot columns (any class
+        probabilities) broadcastable to (D_o, N).
+    reduction : {"sum", "mean"}, default "sum"
+        Summed over samples, or that sum divided by N (PyTorch's ``CrossEntropyLoss`` default).
+
+    Returns
+    -------
+    loss : numpy scalar
+        ``-sum_n log p_{y_n, n}`` (labels) or ``-sum y * log p`` (one-hot), divided by N for
+        ``"mean"``; ``log p`` is :func:`log_softmax`.
+    dl_df : ndarray, shape (D_o, N)
+        ``p - onehot(y)`` (labels) or ``p * sum_i y_i - y`` (which is ``p - y`` for one-hot
+        columns), ``p = softmax(f_K)``, divided by N for ``"mean"``.
+    """
+    D_o, N = net_output.shape
+    if D_o == 0:
+        raise ValueError("net_output: cross-entropy needs at least one class (output), got 0")
+    log_p = log_softmax(net_output)
+    p = softmax(net_output)
+    if is_labels(y):
+        labels = np.asarray(y)
+        _check_labels(labels, D_o, N)
+        samples = np.arange(N)
+        loss = -np.sum(log_p[labels, samples])
+        dl_df = p.copy()
+        dl_df[labels, samples] -= 1  # d(-log p_y)/df = p - onehot(y)
+    else:
+        loss = -np.sum(y * log_p)
+        dl_df = p * np.sum(y * np.ones_like(p), axis=0, keepdims=True) - y
+    if reduction == "mean":
+        return loss / max(N, 1), dl_df / max(N, 1)
+    return loss, dl_df
+
+
+# name: (loss, dl/df_K) = function(net_output, y, reduction)
+LOSSES = {
+    "squared_error": squared_error,
+    "cross_entropy": softmax_cross_entropy,
+}
+
+
+def _check_loss(loss: Any, reduction: Any) -> None:
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise ValueError(f"loss: expected one of {sorted(LOSSES)}, got {loss!r}")
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction: expected one of {list(REDUCTIONS)}, got {reduction!r}")
+
+
+def _labels_given(y: Any, loss: str) -> bool:
+    return loss == "cross_entropy" and is_labels(y)
+
+
+def _named_targets(y: Any, loss: str) -> list[tuple[str, Any]]:
+    return [] if _labels_given(y, loss) else [("y", y)]  # labels do not set the dtype
+
+
+def _as_targets(y: Any, loss: str, dtype: np.dtype) -> np.ndarray:
+    return np.asarray(y) if _labels_given(y, loss) else as_array(y, dtype)
+
+
 # ----------------------------------------------------------------------------- notebook 7.2
 
 
@@ -250,14 +428,14 @@ def forward(
     )
 
 
-def _backward(all_weights, all_biases, all_f, all_h, y, relu_grad_at_zero):
+def _backward(all_weights, all_biases, all_f, all_h, dl_df_K, relu_grad_at_zero):
     K = len(all_weights) - 1
     all_dl_dweights = [None] * (K + 1)
     all_dl_dbiases = [None] * (K + 1)
     all_dl_df = [None] * (K + 1)
     all_dl_dh = [None] * (K + 1)
-    # Derivative of the loss 0.5 (f - y)^2 with respect to the network output
-    all_dl_df[K] = all_f[K] - y
+    # Derivative of the loss with respect to the network output (f - y for 0.5 (f - y)^2)
+    all_dl_df[K] = dl_df_K
     for layer in range(K, -1, -1):
         # Biases: df/db = 1, summed over the samples (columns)
         dl_db = np.sum(all_dl_df[layer], axis=1, keepdims=True)
@@ -280,8 +458,11 @@ def backward(
     all_h: Sequence[Any],
     y: Any,
     relu_grad_at_zero: float = 1.0,
+    *,
+    loss: str = "squared_error",
+    reduction: str = "sum",
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Notebook 7.2's ``backward_pass``, for the loss ``sum 0.5 (f_K - y)^2``.
+    """Notebook 7.2's ``backward_pass``, for the loss ``sum 0.5 (f_K - y)^2`` by default.
 
     Parameters
     ----------
@@ -290,28 +471,38 @@ def backward(
     all_f, all_h : list of array_like
         What :func:`forward` stored.
     y : float or array_like
-        Targets, broadcastable to the output's shape.
+        Targets, broadcastable to the output's shape; for ``loss="cross_entropy"`` also integer
+        class labels of shape (N,).
     relu_grad_at_zero : float, default 1.0
         The ReLU derivative at exactly 0 (1: the notebook's indicator, 0: PyTorch's).
+    loss : {"squared_error", "cross_entropy"}, default "squared_error"
+        ``0.5 (f_K - y)^2`` (:func:`squared_error`) or softmax cross-entropy
+        (:func:`softmax_cross_entropy`).
+    reduction : {"sum", "mean"}, default "sum"
+        Summed over samples (the notebook's), or that sum divided by the number of samples N.
 
     Returns
     -------
     all_dl_dweights, all_dl_dbiases : list of ndarray
-        Shaped like the parameters, summed over samples.
+        Shaped like the parameters, summed over samples (divided by N for ``"mean"``).
     """
+    _check_loss(loss, reduction)
     dtype = _mlp_dtype(
         named_items("all_weights", all_weights),
         named_items("all_biases", all_biases),
         named_items("all_f", all_f),
         named_items("all_h", all_h),
-        [("y", y)],
+        _named_targets(y, loss),
     )
+    all_f = as_arrays(all_f, dtype)
+    K = len(all_weights) - 1
+    _, dl_df_K = LOSSES[loss](all_f[K], _as_targets(y, loss, dtype), reduction)
     return _backward(
         as_arrays(all_weights, dtype),
         as_arrays(all_biases, dtype),
-        as_arrays(all_f, dtype),
+        all_f,
         as_arrays(all_h, dtype),
-        as_array(y, dtype),
+        dl_df_K,
         relu_grad_at_zero,
     )
 
@@ -322,6 +513,9 @@ def gradients(
     all_weights: Sequence[Any],
     all_biases: Sequence[Any],
     relu_grad_at_zero: float = 1.0,
+    *,
+    loss: str = "squared_error",
+    reduction: str = "sum",
 ) -> tuple[np.floating, list[np.ndarray], list[np.ndarray]]:
     """Loss and gradients of the MLP: :func:`forward`, the loss, then :func:`backward`.
 
@@ -330,28 +524,34 @@ def gradients(
     net_input : array_like, shape (D_0, N)
         Samples as columns.
     y : float or array_like
-        Targets, broadcastable to the output's shape.
+        Targets, broadcastable to the output's shape; for ``loss="cross_entropy"`` also integer
+        class labels of shape (N,).
     all_weights, all_biases : list of array_like
         As in :func:`forward`.
     relu_grad_at_zero : float, default 1.0
         The ReLU derivative at exactly 0.
+    loss : {"squared_error", "cross_entropy"}, default "squared_error"
+        As in :func:`backward`.
+    reduction : {"sum", "mean"}, default "sum"
+        As in :func:`backward`.
 
     Returns
     -------
     loss : numpy scalar
-        ``sum 0.5 (f_K - y)^2``.
+        ``sum 0.5 (f_K - y)^2`` by default; the chosen loss and reduction otherwise.
     all_dl_dweights, all_dl_dbiases : list of ndarray
         As :func:`backward` returns.
     """
+    _check_loss(loss, reduction)
     dtype = _mlp_dtype(
-        [("net_input", net_input), ("y", y)],
+        [("net_input", net_input), *_named_targets(y, loss)],
         named_items("all_weights", all_weights),
         named_items("all_biases", all_biases),
     )
     all_weights = as_arrays(all_weights, dtype)
     all_biases = as_arrays(all_biases, dtype)
-    y = as_array(y, dtype)
+    y = _as_targets(y, loss, dtype)
     net_output, all_f, all_h = _forward(as_array(net_input, dtype), all_weights, all_biases)
-    loss = np.sum(0.5 * (net_output - y) ** 2)
-    dW, db = _backward(all_weights, all_biases, all_f, all_h, y, relu_grad_at_zero)
-    return loss, dW, db
+    value, dl_df_K = LOSSES[loss](net_output, y, reduction)
+    dW, db = _backward(all_weights, all_biases, all_f, all_h, dl_df_K, relu_grad_at_zero)
+    return value, dW, db
