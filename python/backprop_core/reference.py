@@ -13,6 +13,7 @@ import numpy as np
 
 from ._dtype import as_array, as_arrays, common_dtype, named_items
 from ._results import NOTEBOOK_CHAIN, ToyBackward, ToyForward
+from ._train_results import Fit, FitHistory
 
 # ----------------------------------------------------------------------------- activations
 
@@ -555,3 +556,397 @@ def gradients(
     value, dl_df_K = LOSSES[loss](net_output, y, reduction)
     dW, db = _backward(all_weights, all_biases, all_f, all_h, dl_df_K, relu_grad_at_zero)
     return value, dW, db
+
+
+# ----------------------------------------------------------------------------- shuffling
+#
+# The package's own generator, so that a seed gives the same order on every machine, in Python
+# and in the C++ core (train.hpp implements the same three functions):
+#
+# * SplitMix64 (Steele, Lea and Flood 2014): state += 0x9E3779B97F4A7C15, output mix64(state).
+# * Stream k of a seed starts from state mix64(mix64(seed) + k) (mod 2^64). Stream 0 chooses the
+#   held-out samples for early stopping; stream 1 + e shuffles epoch e.
+# * An integer uniform in [0, s): Lemire's multiply-shift with rejection (unbiased): m = r * s
+#   (128 bits), reject while the low 64 bits are below (2^64 - s) mod s, return m >> 64.
+# * A permutation of a list: Fisher-Yates from the end, for i = n-1 .. 1 swap a[i] and
+#   a[uniform(i + 1)].
+
+_MASK64 = (1 << 64) - 1
+
+
+def mix64(z: int) -> int:
+    """SplitMix64's output function (the finaliser of MurmurHash3, Stafford's variant 13).
+
+    Parameters
+    ----------
+    z : int
+        A 64-bit unsigned integer.
+
+    Returns
+    -------
+    int
+        ``z`` mixed: ``z ^= z >> 30; z *= 0xBF58476D1CE4E5B9; z ^= z >> 27;
+        z *= 0x94D049BB133111EB; z ^= z >> 31`` (mod 2^64).
+    """
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+class SplitMix64:
+    """The package's generator: SplitMix64 started at stream ``stream`` of ``seed``.
+
+    Parameters
+    ----------
+    seed : int
+        In [0, 2^64).
+    stream : int
+        In [0, 2^64): 0 picks held-out samples, 1 + e shuffles epoch e.
+    """
+
+    def __init__(self, seed: int, stream: int = 0) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
+        if not 0 <= seed <= _MASK64:
+            raise ValueError(f"seed: expected an int in [0, 2^64), got {seed}")
+        self.state = mix64((mix64(int(seed)) + stream) & _MASK64)
+
+    def next(self) -> int:
+        """The next 64-bit output."""
+        self.state = (self.state + 0x9E3779B97F4A7C15) & _MASK64
+        return mix64(self.state)
+
+    def uniform(self, s: int) -> int:
+        """An integer uniform in [0, s), 1 <= s < 2^64 (Lemire's method)."""
+        m = self.next() * s
+        if (m & _MASK64) < s:
+            threshold = ((1 << 64) - s) % s
+            while (m & _MASK64) < threshold:
+                m = self.next() * s
+        return m >> 64
+
+
+def permutation(items: Any, seed: int, stream: int) -> np.ndarray:
+    """``items`` shuffled by Fisher-Yates with the package's generator.
+
+    Parameters
+    ----------
+    items : array_like of int, shape (n,)
+        What to shuffle (sample indices).
+    seed : int
+        The seed, in [0, 2^64).
+    stream : int
+        Which stream of the seed: 0 for the held-out split, 1 + e for epoch e.
+
+    Returns
+    -------
+    ndarray of int64, shape (n,)
+        The same items in the order the native core also gives.
+    """
+    a = [int(v) for v in np.asarray(items).ravel()]
+    rng = SplitMix64(seed, stream)
+    for i in range(len(a) - 1, 0, -1):
+        j = rng.uniform(i + 1)
+        a[i], a[j] = a[j], a[i]
+    return np.array(a, dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- training
+#
+# Definitions (the native fit follows them step for step):
+#
+# * Objective of a minibatch of B samples: its loss (LOSSES, with the reduction) plus the L2
+#   penalty alpha/2 sum_k ||W_k||^2 on the weights only (not the biases), divided by B when the
+#   reduction is "mean". That is scikit-learn's (alpha/2 ||W||^2 / B with a mean loss); PyTorch's
+#   weight_decay=wd adds wd * W to the gradient of every parameter given it, so ours is
+#   weight_decay = alpha / B ("mean") or alpha ("sum") on a parameter group holding the weights.
+# * SGD as PyTorch defines it (dampening 0): buf = momentum * buf + g; the step is buf, or
+#   g + momentum * buf with nesterov; W -= lr * step. scikit-learn keeps lr inside its velocity
+#   (v = momentum * v - lr * g): the same while the learning rate is constant.
+# * Adam as PyTorch defines it: m = beta1 m + (1 - beta1) g, v = beta2 v + (1 - beta2) g^2,
+#   m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t), W -= lr * m_hat / (sqrt(v_hat) + eps),
+#   t counting steps from 1. scikit-learn adds eps to sqrt(v) before the bias correction, which
+#   is PyTorch's rule with eps / sqrt(1 - beta2^t) in place of eps (about 31.6 eps at t = 1).
+# * Learning-rate schedules (scikit-learn's): "constant"; "invscaling": after each epoch
+#   lr = learning_rate / (samples seen)^power_t, samples seen = epochs done * training samples;
+#   "adaptive": lr / 5 each time the plateau rule fires, stopping once lr <= 1e-6.
+# * The plateau rule (scikit-learn's, with n_iter_no_change set): after each epoch the watched
+#   loss (the held-out loss with early stopping, else the epoch's training objective) counts as
+#   no improvement when it is above best - tol; more than n_iter_no_change such epochs in a row
+#   stop training (or, with "adaptive", divide lr by 5 and reset the count). scikit-learn watches
+#   a score (R^2 or accuracy) on held-out samples; we watch the held-out loss.
+# * Early stopping: ceil(validation_fraction * N) samples are held out (the first of
+#   permutation(range(N), seed, 0), kept in index order; the rest train, in index order); the
+#   weights of the epoch with the lowest held-out loss are restored at the end.
+# * Minibatches: each epoch takes the training samples in the order permutation(train, seed,
+#   1 + e) (shuffle=True) or in index order (shuffle=False), batch_size at a time, the last
+#   minibatch holding the remainder.
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "invscaling", "adaptive")
+
+
+def _sgd_step(params, grads, buffers, lr, momentum, nesterov):
+    for p, g, buf in zip(params, grads, buffers):
+        if momentum != 0:
+            buf[...] = momentum * buf + g
+            g = g + momentum * buf if nesterov else buf
+        p[...] = p - lr * g
+
+
+def _adam_step(params, grads, ms, vs, t, lr, beta1, beta2, epsilon):
+    for p, g, m, v in zip(params, grads, ms, vs):
+        m[...] = beta1 * m + (1 - beta1) * g
+        v[...] = beta2 * v + (1 - beta2) * g * g
+        m_hat = m / (1 - beta1**t)
+        v_hat = v / (1 - beta2**t)
+        p[...] = p - lr * m_hat / (np.sqrt(v_hat) + epsilon)
+
+
+def _take(y: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    return y[columns] if y.ndim == 1 else y[:, columns]  # labels (N,) or targets (D_o, N)
+
+
+def _check_fit_options(o: dict[str, Any], N: int) -> None:
+    _check_loss(o["loss"], o["reduction"])
+    if N < 1:
+        raise ValueError("net_input: training needs at least one sample, got shape (D_0, 0)")
+    if o["optimizer"] not in OPTIMIZERS:
+        raise ValueError(f"optimizer: expected one of {list(OPTIMIZERS)}, got {o['optimizer']!r}")
+    if o["schedule"] not in SCHEDULES:
+        raise ValueError(f"schedule: expected one of {list(SCHEDULES)}, got {o['schedule']!r}")
+    if o["schedule"] == "adaptive" and o["n_iter_no_change"] is None:
+        raise ValueError("schedule: 'adaptive' needs n_iter_no_change (the plateau rule)")
+    for name in ("epochs", "batch_size", "n_iter_no_change"):
+        v = o[name]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))):
+            raise TypeError(f"{name}: expected an int, got {type(v).__name__}")
+    if o["epochs"] < 0:
+        raise ValueError(f"epochs: expected an int >= 0, got {o['epochs']}")
+    if o["batch_size"] is not None and o["batch_size"] < 1:
+        raise ValueError(f"batch_size: expected an int >= 1 or None, got {o['batch_size']}")
+    if o["n_iter_no_change"] is not None and o["n_iter_no_change"] < 1:
+        raise ValueError(f"n_iter_no_change: expected an int >= 1, got {o['n_iter_no_change']}")
+    for name, low, high in (
+        ("learning_rate", 0.0, np.inf),
+        ("momentum", 0.0, 1.0),
+        ("beta1", 0.0, 1.0),
+        ("beta2", 0.0, 1.0),
+        ("alpha", 0.0, np.inf),
+    ):
+        v = o[name]
+        if not (isinstance(v, (int, float, np.floating)) and low <= v and (v < high)):
+            raise ValueError(f"{name}: expected a number in [{low}, {high}), got {v!r}")
+    if not o["epsilon"] > 0:
+        raise ValueError(f"epsilon: expected a number > 0, got {o['epsilon']!r}")
+    if o["nesterov"] and o["momentum"] == 0:
+        raise ValueError("nesterov: needs momentum > 0")
+    if o["early_stopping"]:
+        f = o["validation_fraction"]
+        if not (isinstance(f, (int, float)) and 0 < f < 1):
+            raise ValueError(f"validation_fraction: expected a number in (0, 1), got {f!r}")
+        n_val = int(np.ceil(f * N))
+        if not 1 <= n_val < N:
+            raise ValueError(
+                f"validation_fraction: {f} of {N} samples holds out {n_val}, leaving "
+                f"{N - n_val} to train"
+            )
+
+
+def held_out(N: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The split early stopping makes: training and held-out sample indices.
+
+    Parameters
+    ----------
+    N : int
+        Number of samples.
+    validation_fraction : float
+        In (0, 1): ``ceil(validation_fraction * N)`` samples are held out.
+    seed : int
+        The fit's seed; the split uses its stream 0.
+
+    Returns
+    -------
+    train, validation : ndarray of int64
+        Sorted indices: the held-out samples are the first ``ceil(validation_fraction * N)`` of
+        ``permutation(range(N), seed, 0)``.
+    """
+    n_val = int(np.ceil(validation_fraction * N))
+    order = permutation(np.arange(N), seed, 0)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def fit(
+    net_input: Any,
+    y: Any,
+    all_weights: Sequence[Any],
+    all_biases: Sequence[Any],
+    *,
+    loss: str = "squared_error",
+    reduction: str = "mean",
+    optimizer: str = "sgd",
+    learning_rate: float = 0.01,
+    epochs: int = 10,
+    batch_size: int | None = None,
+    shuffle: bool = True,
+    seed: int = 0,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+    alpha: float = 0.0,
+    schedule: str = "constant",
+    power_t: float = 0.5,
+    early_stopping: bool = False,
+    validation_fraction: float = 0.1,
+    n_iter_no_change: int | None = None,
+    tol: float = 1e-4,
+    relu_grad_at_zero: float = 1.0,
+) -> Any:
+    """Train the MLP by minibatch SGD or Adam, in plain numpy: the oracle of the native fit.
+
+    The definitions (objective, L2 penalty, SGD, Adam, schedules, plateau rule, early stopping,
+    shuffling) are stated in the comments above this function in ``reference.py`` and in the
+    README; each follows PyTorch or scikit-learn, as said there.
+
+    Parameters
+    ----------
+    net_input : array_like, shape (D_0, N)
+        Samples as columns.
+    y : array_like
+        Targets broadcastable to (D_o, N), or for ``loss="cross_entropy"`` integer labels (N,).
+    all_weights, all_biases : list of array_like
+        The starting parameters (not written: the result holds new arrays).
+    loss : {"squared_error", "cross_entropy"}, default "squared_error"
+        See :data:`LOSSES`.
+    reduction : {"sum", "mean"}, default "mean"
+        Each minibatch's loss summed over its samples, or divided by their number.
+    optimizer : {"sgd", "adam"}, default "sgd"
+        PyTorch's SGD (with ``momentum``, ``nesterov``) or Adam (``beta1``, ``beta2``,
+        ``epsilon``).
+    learning_rate : float, default 0.01
+        The initial learning rate.
+    epochs : int, default 10
+        Passes over the training samples (fewer if a stopping rule fires).
+    batch_size : int or None, default None
+        Samples per step; None: all of them (full batch).
+    shuffle : bool, default True
+        Shuffle each epoch with the package's generator; False takes samples in index order.
+    seed : int, default 0
+        Seed of the shuffles and of the held-out split, in [0, 2^64).
+    momentum : float, default 0.0
+        SGD momentum in [0, 1).
+    nesterov : bool, default False
+        Nesterov momentum (needs ``momentum > 0``).
+    beta1, beta2, epsilon : float
+        Adam's decay rates and epsilon (PyTorch's placement, outside the square root of v_hat).
+    alpha : float, default 0.0
+        L2 penalty ``alpha/2 sum ||W_k||^2`` on the weights (not the biases).
+    schedule : {"constant", "invscaling", "adaptive"}, default "constant"
+        scikit-learn's learning-rate schedules.
+    power_t : float, default 0.5
+        The exponent of ``"invscaling"``.
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the samples, watch their loss, and end with the
+        weights of the epoch where it was lowest.
+    validation_fraction : float, default 0.1
+        The held-out fraction, with early stopping.
+    n_iter_no_change : int or None, default None
+        The plateau rule's patience; None: no plateau rule (all epochs run).
+    tol : float, default 1e-4
+        The plateau rule's least improvement.
+    relu_grad_at_zero : float, default 1.0
+        The ReLU derivative at exactly 0.
+
+    Returns
+    -------
+    Fit
+        ``all_weights``, ``all_biases`` (new arrays, the dtype of the computation) and
+        ``history`` (a :class:`~backprop_core.FitHistory`).
+    """
+    o = dict(locals())
+    dtype = _mlp_dtype(
+        [("net_input", net_input), *_named_targets(y, loss)],
+        named_items("all_weights", all_weights),
+        named_items("all_biases", all_biases),
+    )
+    X = as_array(net_input, dtype)
+    N = X.shape[1]
+    _check_fit_options(o, N)
+    W = [np.array(w, dtype=dtype) for w in all_weights]
+    b = [np.array(c, dtype=dtype) for c in all_biases]
+    Y = _as_targets(y, loss, dtype)
+    if Y.ndim != 1 or loss != "cross_entropy":
+        Y = np.broadcast_to(Y, (W[-1].shape[0], N))
+    params = W + b
+    history = FitHistory(learning_rate=float(learning_rate))
+
+    # The held-out samples, and the order of the training samples
+    train, validation = np.arange(N), np.arange(0)
+    if early_stopping:
+        train, validation = held_out(N, validation_fraction, seed)
+    n_train = len(train)
+    B = n_train if batch_size is None else batch_size
+
+    # Optimizer state: momentum buffers, or Adam's first and second moments
+    buffers = [np.zeros_like(p) for p in params]
+    second = [np.zeros_like(p) for p in params]
+    lr = learning_rate
+    t = 0
+    best, no_improvement = np.inf, 0
+    best_params = [p.copy() for p in params]
+
+    for epoch in range(epochs):
+        order = permutation(train, seed, 1 + epoch) if shuffle else train
+        total = 0.0
+        for start in range(0, n_train, max(B, 1)):
+            batch = order[start : start + B]
+            # Loss and gradients of the minibatch
+            value, dW, db = gradients(
+                X[:, batch], _take(Y, batch), W, b, relu_grad_at_zero,
+                loss=loss, reduction=reduction,
+            )
+            # The L2 penalty alpha/2 ||W||^2 on the weights, over B for the mean
+            scale = 1 / len(batch) if reduction == "mean" else 1
+            penalty = 0.5 * alpha * sum(float(np.sum(w * w)) for w in W) * scale
+            dW = [dw + (alpha * scale) * w for dw, w in zip(dW, W)]
+            total += (float(value) + penalty) * (len(batch) if reduction == "mean" else 1)
+            # One step of the optimizer
+            t += 1
+            if optimizer == "sgd":
+                _sgd_step(params, dW + db, buffers, lr, momentum, nesterov)
+            else:
+                _adam_step(params, dW + db, buffers, second, t, lr, beta1, beta2, epsilon)
+        history.loss.append(total / n_train if reduction == "mean" else total)
+        history.epochs, history.steps = epoch + 1, t
+
+        # The watched loss: held-out with early stopping, else the epoch's training objective
+        if early_stopping:
+            out = _forward(X[:, validation], W, b)[0]
+            watched = float(LOSSES[loss](out, _take(Y, validation), reduction)[0])
+            history.validation_loss.append(watched)
+        else:
+            watched = history.loss[-1]
+        no_improvement = no_improvement + 1 if watched > best - tol else 0
+        if watched < best:
+            best = watched
+            if early_stopping:
+                best_params = [p.copy() for p in params]
+                history.best_epoch = epoch
+        # scikit-learn's invscaling: lr = learning_rate / (samples seen)^power_t
+        if schedule == "invscaling":
+            lr = learning_rate / float((epoch + 1) * n_train) ** power_t
+        if n_iter_no_change is not None and no_improvement > n_iter_no_change:
+            if schedule == "adaptive" and lr > 1e-6:
+                lr = lr / 5
+                no_improvement = 0
+            else:
+                history.stop_reason = "no_improvement"
+                break
+
+    if early_stopping and history.best_epoch is not None:
+        for p, kept in zip(params, best_params):
+            p[...] = kept
+    history.learning_rate = float(lr)
+    return Fit(W, b, history)
