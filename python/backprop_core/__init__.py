@@ -14,6 +14,8 @@ from . import reference
 from ._api import backward, forward, gradients, toy_backward, toy_forward, toy_gradients
 from ._model import MLP
 from ._results import Backward, Forward, Gradients, ToyBackward, ToyForward, ToyGradients
+from ._train import fit
+from ._train_results import FitHistory
 from .gradcheck import GradcheckReport, gradcheck
 
 __version__ = "0.1.0"
@@ -29,6 +31,7 @@ if _threads is not None and not (_threads.isdigit() and int(_threads) >= 1):
 
 __all__ = [
     "Backward",
+    "FitHistory",
     "Forward",
     "GradcheckReport",
     "Gradients",
@@ -37,6 +40,7 @@ __all__ = [
     "ToyForward",
     "ToyGradients",
     "backward",
+    "fit",
     "forward",
     "gradcheck",
     "gradients",

@@ -13,9 +13,8 @@ namespace bc = backprop_core;
 
 static int failures = 0;
 
-static void check(bool ok, const char *what) {
-    if (!ok && failures++ < 20)
-        std::fprintf(stderr, "FAILED: %s\n", what);
+static void check(bool ok, const char* what) {
+    if (!ok && failures++ < 20) std::fprintf(stderr, "FAILED: %s\n", what);
 }
 
 static bool close(double a, double b, double rtol, double atol = 0) {
@@ -26,7 +25,7 @@ static bool close(double a, double b, double rtol, double atol = 0) {
 
 struct Net {
     std::vector<std::size_t> dims;
-    std::vector<std::vector<double>> W, b; // W[k] row-major (D_{k+1}, D_k)
+    std::vector<std::vector<double>> W, b;  // W[k] row-major (D_{k+1}, D_k)
 };
 
 static Net random_net(std::vector<std::size_t> dims, unsigned seed) {
@@ -35,22 +34,20 @@ static Net random_net(std::vector<std::size_t> dims, unsigned seed) {
     Net net{dims, {}, {}};
     for (std::size_t k = 0; k + 1 < dims.size(); ++k) {
         std::vector<double> w(dims[k + 1] * dims[k]), c(dims[k + 1]);
-        for (auto &v : w)
-            v = normal(rng) * std::sqrt(2.0 / double(dims[k]));
-        for (auto &v : c)
-            v = 0.1 * normal(rng);
+        for (auto& v : w) v = normal(rng) * std::sqrt(2.0 / double(dims[k]));
+        for (auto& v : c) v = 0.1 * normal(rng);
         net.W.push_back(w), net.b.push_back(c);
     }
     return net;
 }
 
 // Objective and gradients of samples `cols` (mean or sum), one sample at a time.
-static double naive_gradients(const Net &net, const std::vector<double> &x, std::size_t N,
-                              const std::vector<double> &y,
-                              const std::vector<std::int64_t> &labels, bool ce, bool mean,
-                              double alpha, const std::vector<std::size_t> &cols,
-                              std::vector<std::vector<double>> &dW,
-                              std::vector<std::vector<double>> &db) {
+static double naive_gradients(const Net& net, const std::vector<double>& x, std::size_t N,
+                              const std::vector<double>& y,
+                              const std::vector<std::int64_t>& labels, bool ce, bool mean,
+                              double alpha, const std::vector<std::size_t>& cols,
+                              std::vector<std::vector<double>>& dW,
+                              std::vector<std::vector<double>>& db) {
     const std::size_t L = net.W.size(), D_o = net.dims.back();
     dW.assign(L, {}), db.assign(L, {});
     for (std::size_t k = 0; k < L; ++k)
@@ -59,8 +56,7 @@ static double naive_gradients(const Net &net, const std::vector<double> &x, std:
     for (std::size_t c : cols) {
         std::vector<std::vector<double>> a(L + 1), pre(L);
         a[0].resize(net.dims[0]);
-        for (std::size_t d = 0; d < net.dims[0]; ++d)
-            a[0][d] = x[d * N + c];
+        for (std::size_t d = 0; d < net.dims[0]; ++d) a[0][d] = x[d * N + c];
         for (std::size_t k = 0; k < L; ++k) {
             pre[k].assign(net.dims[k + 1], 0.0);
             for (std::size_t i = 0; i < net.dims[k + 1]; ++i) {
@@ -71,8 +67,7 @@ static double naive_gradients(const Net &net, const std::vector<double> &x, std:
             }
             a[k + 1] = pre[k];
             if (k + 1 < L)
-                for (auto &v : a[k + 1])
-                    v = v >= 0 ? v : 0.0;
+                for (auto& v : a[k + 1]) v = v >= 0 ? v : 0.0;
         }
         std::vector<double> g(D_o);
         if (!ce) {
@@ -83,10 +78,8 @@ static double naive_gradients(const Net &net, const std::vector<double> &x, std:
             }
         } else {
             double m = a[L][0], s = 0;
-            for (double v : a[L])
-                m = std::max(m, v);
-            for (double v : a[L])
-                s += std::exp(v - m);
+            for (double v : a[L]) m = std::max(m, v);
+            for (double v : a[L]) s += std::exp(v - m);
             loss += -(a[L][labels[c]] - m - std::log(s));
             for (std::size_t i = 0; i < D_o; ++i)
                 g[i] = std::exp(a[L][i] - m) / s - (std::int64_t(i) == labels[c] ? 1.0 : 0.0);
@@ -102,7 +95,7 @@ static double naive_gradients(const Net &net, const std::vector<double> &x, std:
             }
             if (k)
                 for (std::size_t d = 0; d < net.dims[k]; ++d)
-                    g_prev[d] *= pre[k - 1][d] >= 0 ? 1.0 : 0.0; // the notebook's ReLU'(0) = 1
+                    g_prev[d] *= pre[k - 1][d] >= 0 ? 1.0 : 0.0;  // the notebook's ReLU'(0) = 1
             g = g_prev;
         }
     }
@@ -115,26 +108,22 @@ static double naive_gradients(const Net &net, const std::vector<double> &x, std:
     loss += 0.5 * alpha * squares;
     const double n = mean ? double(cols.size()) : 1.0;
     for (std::size_t k = 0; k < L; ++k) {
-        for (auto &v : dW[k])
-            v /= n;
-        for (auto &v : db[k])
-            v /= n;
+        for (auto& v : dW[k]) v /= n;
+        for (auto& v : db[k]) v /= n;
     }
     return loss / n;
 }
 
 struct Native {
     std::vector<std::vector<double>> W, b;
-    std::vector<double *> pw, pb;
-    explicit Native(const Net &net) : W(net.W), b(net.b) {
-        for (auto &w : W)
-            pw.push_back(w.data());
-        for (auto &c : b)
-            pb.push_back(c.data());
+    std::vector<double*> pw, pb;
+    explicit Native(const Net& net) : W(net.W), b(net.b) {
+        for (auto& w : W) pw.push_back(w.data());
+        for (auto& c : b) pb.push_back(c.data());
     }
 };
 
-static bool same_params(const Native &a, const Net &e, double rtol) {
+static bool same_params(const Native& a, const Net& e, double rtol) {
     bool ok = true;
     for (std::size_t k = 0; k < e.W.size(); ++k) {
         for (std::size_t i = 0; i < e.W[k].size(); ++i)
@@ -149,14 +138,13 @@ static bool same_params(const Native &a, const Net &e, double rtol) {
 
 static void test_generator() {
     bc::SplitMix64 rng(0, 0);
-    rng.state = 0; // Vigna's splitmix64.c from state 0
+    rng.state = 0;  // Vigna's splitmix64.c from state 0
     check(rng.next() == 0xE220A8397B1DCDAFull, "splitmix64 output 1");
     check(rng.next() == 0x6E789E6AA1B965F4ull, "splitmix64 output 2");
     check(rng.next() == 0x06C45D188009454Full, "splitmix64 output 3");
     // the same permutations reference.permutation gives (Python integers, computed there)
     std::size_t a[10], b[10];
-    for (std::size_t i = 0; i < 10; ++i)
-        a[i] = b[i] = i;
+    for (std::size_t i = 0; i < 10; ++i) a[i] = b[i] = i;
     bc::permute(a, 10, 0, 1);
     bc::permute(b, 10, 1, 1);
     const std::size_t pa[10] = {9, 4, 0, 5, 2, 1, 6, 8, 3, 7},
@@ -191,12 +179,9 @@ static void test_losses() {
     const std::size_t D = 4, N = 5;
     std::vector<double> f(D * N), y(D * N);
     std::vector<std::int64_t> labels(N);
-    for (auto &v : f)
-        v = 3 * normal(rng);
-    for (auto &v : y)
-        v = normal(rng);
-    for (auto &v : labels)
-        v = std::int64_t(rng() % D);
+    for (auto& v : f) v = 3 * normal(rng);
+    for (auto& v : y) v = normal(rng);
+    for (auto& v : labels) v = std::int64_t(rng() % D);
     for (int ce = 0; ce < 2; ++ce)
         for (int mean = 0; mean < 2; ++mean) {
             bc::Targets<double> t;
@@ -242,12 +227,9 @@ static void test_against_naive(bool ce, bool mean, bool adam, double momentum, b
     std::normal_distribution<double> normal;
     std::vector<double> x(2 * N), y(D_o * N);
     std::vector<std::int64_t> labels(N);
-    for (auto &v : x)
-        v = normal(rng);
-    for (auto &v : y)
-        v = normal(rng);
-    for (auto &v : labels)
-        v = std::int64_t(rng() % D_o);
+    for (auto& v : x) v = normal(rng);
+    for (auto& v : y) v = normal(rng);
+    for (auto& v : labels) v = std::int64_t(rng() % D_o);
 
     bc::TrainOptions o;
     o.loss = ce ? bc::Loss::cross_entropy : bc::Loss::squared_error;
@@ -276,10 +258,8 @@ static void test_against_naive(bool ce, bool mean, bool adam, double momentum, b
     std::vector<double> history;
     for (std::size_t e = 0; e < epochs; ++e) {
         std::vector<std::size_t> order(N);
-        for (std::size_t i = 0; i < N; ++i)
-            order[i] = i;
-        if (shuffle)
-            bc::permute(order.data(), N, 42, 1 + e);
+        for (std::size_t i = 0; i < N; ++i) order[i] = i;
+        if (shuffle) bc::permute(order.data(), N, 42, 1 + e);
         double total = 0;
         for (std::size_t s = 0; s < N; s += batch) {
             const std::vector<std::size_t> cols(order.begin() + std::ptrdiff_t(s),
@@ -290,8 +270,8 @@ static void test_against_naive(bool ce, bool mean, bool adam, double momentum, b
                 naive_gradients(net, x, N, y, labels, ce, mean, alpha, cols, dW, db);
             total += value * double(mean ? cols.size() : 1);
             ++step;
-            const auto apply = [&](std::vector<double> &p, const std::vector<double> &g,
-                                   std::vector<double> &m, std::vector<double> &v) {
+            const auto apply = [&](std::vector<double>& p, const std::vector<double>& g,
+                                   std::vector<double>& m, std::vector<double>& v) {
                 for (std::size_t i = 0; i < p.size(); ++i) {
                     if (adam) {
                         m[i] = 0.9 * m[i] + 0.1 * g[i];
@@ -348,8 +328,8 @@ static void test_stopping_and_hooks() {
               "best epoch is the lowest held-out loss");
         // the kept weights give that loss again
         std::vector<double> f(10 * 8 + 10), hbuf(8 * 10);
-        double *fp[2] = {f.data(), f.data() + 80};
-        double *hp[2] = {nullptr, hbuf.data()};
+        double* fp[2] = {f.data(), f.data() + 80};
+        double* hp[2] = {nullptr, hbuf.data()};
         std::vector<double> xv(10), yv(10);
         for (std::size_t j = 0; j < 10; ++j)
             xv[j] = x[trainer.validation_samples()[j]], yv[j] = y[trainer.validation_samples()[j]];
@@ -361,13 +341,15 @@ static void test_stopping_and_hooks() {
             bc::Loss::squared_error, bc::Reduction::mean, fp[1], 1, 10, tv, nullptr);
         check(kept == *best, "the best epoch's weights are restored");
     }
-    { // a callback stopping after 3 epochs; an interrupt after 5 steps, between steps
+    {  // a callback stopping after 3 epochs; an interrupt after 5 steps, between steps
         o.early_stopping = false;
         Native native(net);
         bc::MLPTrainer<double> trainer(1, dims.data(), native.pw.data(), native.pb.data(),
                                        x.data(), N, t, o);
         bc::TrainHooks hooks;
-        hooks.on_epoch = [](const bc::TrainHistory &h) { return h.epochs == 3; };
+        hooks.on_epoch = [](const bc::TrainHistory& h) {
+            return h.epochs == 3 ? bc::EpochAction::stop : bc::EpochAction::proceed;
+        };
         const bc::TrainHistory h = trainer.run(hooks);
         check(h.epochs == 3 && h.stop_reason == bc::StopReason::callback, "callback stops");
         Native other(net);
@@ -381,7 +363,7 @@ static void test_stopping_and_hooks() {
         check(h2.steps == 5 && h2.epochs == 1 && h2.stop_reason == bc::StopReason::interrupt,
               "interrupt stops between steps");
     }
-    { // bad arguments are named
+    {  // bad arguments are named
         std::vector<std::int64_t> labels(N, 0);
         labels[7] = 2;
         bc::Targets<double> tl;
@@ -394,7 +376,7 @@ static void test_stopping_and_hooks() {
         try {
             bc::MLPTrainer<double> bad(1, d2, native.pw.data(), native.pb.data(), x.data(), N, tl,
                                        c);
-        } catch (const std::invalid_argument &e) {
+        } catch (const std::invalid_argument& e) {
             threw = std::string(e.what()).find("y: class labels must lie in [0, 2)") == 0;
         }
         check(threw, "labels out of range raise, naming y");

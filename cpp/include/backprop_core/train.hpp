@@ -185,9 +185,14 @@ struct TrainHistory {
     std::ptrdiff_t best_epoch = -1;  // with early stopping, the epoch whose weights were kept
 };
 
+// What the epoch hook asks for: go on; stop (as the plateau rule would: early stopping's best
+// weights are restored); or abort (stop as an interrupt does: the parameters stay at their last
+// step, for an error raised in a callback).
+enum class EpochAction { proceed, stop, abort };
+
 struct TrainHooks {
-    // After each epoch, with the history so far; true stops training (after this epoch).
-    std::function<bool(const TrainHistory&)> on_epoch;
+    // After each epoch, with the history so far.
+    std::function<EpochAction(const TrainHistory&)> on_epoch;
     // Polled between steps, at most every poll_seconds; true stops at once, the parameters at
     // their last completed step (a Ctrl-C check).
     std::function<bool()> interrupted;
@@ -228,7 +233,10 @@ template <class T> class MLPTrainer {
         const std::size_t last = n_train % B_ ? n_train % B_ : B_;
         // a minibatch's inputs, targets, every layer's f and h, dl/df_K and the backward scratch
         xb_.resize(D_in * B_);
-        if (y_.labels) lb_.resize(B_); else yb_.resize(D_o * B_);
+        if (y_.labels)
+            lb_.resize(B_);
+        else
+            yb_.resize(D_o * B_);
         layer_buffers(B_, f_store_, h_store_, f_, h_);
         g_out_.resize(D_o * B_);
         // mlp_backward starts from f_K - y: given dl/df_K in place of f_K and a target of 0 it
@@ -323,7 +331,10 @@ template <class T> class MLPTrainer {
                 }
             }
             history_.learning_rate = lr;
-            if (hooks.on_epoch && hooks.on_epoch(history_) && !stop) {
+            const EpochAction action =
+                hooks.on_epoch ? hooks.on_epoch(history_) : EpochAction::proceed;
+            if (action == EpochAction::abort) return finish(StopReason::callback, lr, false);
+            if (action == EpochAction::stop && !stop) {
                 history_.stop_reason = StopReason::callback;
                 stop = true;
             }
@@ -502,8 +513,7 @@ template <class T> class MLPTrainer {
             yv.labels = lv_.data();
         else
             yv.y = yv_.data(), yv.strides[0] = n, yv.strides[1] = 1;
-        return loss_and_gradient<T>(o_.loss, o_.reduction, fv_[K_], dims_[K_ + 1], n, yv,
-                                    nullptr);
+        return loss_and_gradient<T>(o_.loss, o_.reduction, fv_[K_], dims_[K_ + 1], n, yv, nullptr);
     }
 
     TrainHistory finish(StopReason reason, double lr, bool restore_best) {
