@@ -142,7 +142,7 @@ def test_invscaling_follows_scikit_learn() -> None:
     r = reference.fit(
         x, y, weights, biases, epochs=3, schedule="invscaling", power_t=0.25, learning_rate=0.2
     )
-    assert r.history.learning_rate == 0.2 / (3 * 8) ** 0.25
+    assert r.history.learning_rate == 0.2 / (3 * 8 + 1) ** 0.25  # 24 samples seen, plus 1
 
 
 def test_plateau_rule_and_adaptive_rate() -> None:

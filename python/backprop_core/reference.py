@@ -668,7 +668,8 @@ def permutation(items: Any, seed: int, stream: int) -> np.ndarray:
 #   t counting steps from 1. scikit-learn adds eps to sqrt(v) before the bias correction, which
 #   is PyTorch's rule with eps / sqrt(1 - beta2^t) in place of eps (about 31.6 eps at t = 1).
 # * Learning-rate schedules (scikit-learn's): "constant"; "invscaling": after each epoch
-#   lr = learning_rate / (samples seen)^power_t, samples seen = epochs done * training samples;
+#   lr = learning_rate / (samples seen + 1)^power_t, samples seen = epochs done * training
+#   samples (the + 1 is scikit-learn's);
 #   "adaptive": lr / 5 each time the plateau rule fires, stopping once lr <= 1e-6.
 # * The plateau rule (scikit-learn's, with n_iter_no_change set): after each epoch the watched
 #   loss (the held-out loss with early stopping, else the epoch's training objective) counts as
@@ -934,9 +935,9 @@ def fit(
             if early_stopping:
                 best_params = [p.copy() for p in params]
                 history.best_epoch = epoch
-        # scikit-learn's invscaling: lr = learning_rate / (samples seen)^power_t
+        # scikit-learn's invscaling: lr = learning_rate / (samples seen + 1)^power_t
         if schedule == "invscaling":
-            lr = learning_rate / float((epoch + 1) * n_train) ** power_t
+            lr = learning_rate / float((epoch + 1) * n_train + 1) ** power_t
         if n_iter_no_change is not None and no_improvement > n_iter_no_change:
             if schedule == "adaptive" and lr > 1e-6:
                 lr = lr / 5

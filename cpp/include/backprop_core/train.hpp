@@ -142,7 +142,7 @@ double loss_and_gradient(Loss loss, Reduction reduction, const T* f, std::size_t
 // * SGD (PyTorch's, dampening 0): buf = momentum buf + g; step = buf, or g + momentum buf
 //   (Nesterov); W -= lr step. Adam (PyTorch's): m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g g,
 //   W -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
-// * Schedules (scikit-learn's): constant; invscaling lr = lr0 / (samples seen)^power_t after
+// * Schedules (scikit-learn's): constant; invscaling lr = lr0 / (samples seen + 1)^power_t after
 //   each epoch; adaptive lr / 5 when the plateau rule fires, stopping once lr <= 1e-6.
 // * Plateau rule (n_iter_no_change > 0): the watched loss (held-out with early stopping, else the
 //   epoch's training objective) above best - tol counts one epoch without improvement; more than
@@ -319,7 +319,7 @@ template <class T> class MLPTrainer {
                 }
             }
             if (o_.schedule == Schedule::invscaling)
-                lr = o_.learning_rate / std::pow(double((epoch + 1) * n_train), o_.power_t);
+                lr = o_.learning_rate / std::pow(double((epoch + 1) * n_train + 1), o_.power_t);
             bool stop = false;
             if (o_.n_iter_no_change && no_improvement > o_.n_iter_no_change) {
                 if (o_.schedule == Schedule::adaptive && lr > 1e-6) {
