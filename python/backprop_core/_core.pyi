@@ -84,7 +84,7 @@ def toy_gradients(x: typing.Any, y: typing.Any, beta: typing.Any, omega: typing.
     """
     Toy chain loss and parameter gradients, fused: (loss, dl_dbeta, dl_domega).
     """
-def train(all_weights: list, all_biases: list, net_input: typing.Any, y: typing.Any, *, loss: str, reduction: str, optimizer: str, learning_rate: typing.SupportsFloat | typing.SupportsIndex, epochs: typing.SupportsInt | typing.SupportsIndex, batch_size: typing.SupportsInt | typing.SupportsIndex, shuffle: bool, seed: typing.SupportsInt | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, nesterov: bool, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, epsilon: typing.SupportsFloat | typing.SupportsIndex, alpha: typing.SupportsFloat | typing.SupportsIndex, schedule: str, power_t: typing.SupportsFloat | typing.SupportsIndex, early_stopping: bool, validation_fraction: typing.SupportsFloat | typing.SupportsIndex, n_iter_no_change: typing.SupportsInt | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex, on_epoch: typing.Any) -> dict:
+def train(all_weights: typing.Any, all_biases: typing.Any, net_input: typing.Any, y: typing.Any, *, loss: str, reduction: str, optimizer: str, learning_rate: typing.SupportsFloat | typing.SupportsIndex, epochs: typing.SupportsInt | typing.SupportsIndex, batch_size: typing.SupportsInt | typing.SupportsIndex, shuffle: bool, seed: typing.SupportsInt | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, nesterov: bool, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, epsilon: typing.SupportsFloat | typing.SupportsIndex, alpha: typing.SupportsFloat | typing.SupportsIndex, schedule: str, power_t: typing.SupportsFloat | typing.SupportsIndex, early_stopping: bool, validation_fraction: typing.SupportsFloat | typing.SupportsIndex, n_iter_no_change: typing.SupportsInt | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex, on_epoch: typing.Any) -> dict:
     """
     Train the parameter arrays in place (the engine of :func:`backprop_core.fit`).
     
@@ -97,8 +97,8 @@ def train(all_weights: list, all_biases: list, net_input: typing.Any, y: typing.
     y : ndarray
         Targets (D_o, N) of the parameters' dtype, or int64 class labels (N,).
     loss, reduction, optimizer, learning_rate, epochs, batch_size, shuffle, seed, ...
-        Keyword-only, all required: the options of :func:`backprop_core.fit`, as it documents them (batch_size 0: full batch;
-        n_iter_no_change 0: no plateau rule).
+        Keyword-only, all required: the options of :func:`backprop_core.fit`, as it documents
+        them (batch_size 0: full batch; n_iter_no_change 0: no plateau rule).
     on_epoch : callable or None
         ``on_epoch(epoch, loss, validation_loss, learning_rate, steps)`` after each epoch, with the
         GIL; a true result stops training.
