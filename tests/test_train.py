@@ -255,3 +255,41 @@ def test_bad_arguments_are_named() -> None:
     with pytest.raises(ValueError, match="validation_fraction"):
         bc.fit(model, x, y, early_stopping=True, validation_fraction=0.99)  # holds out all 16
     assert all((a == b).all() for a, b in zip(list(model.weights) + list(model.biases), saved))
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "cross_entropy"])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_native_objective_equals_the_reference(loss: str, reduction: str) -> None:
+    # L-BFGS's objective: the loss of every sample plus alpha/2 ||W||^2 (over N for "mean")
+    if loss == "squared_error":
+        x, y = regression(50, 21)
+        dims = [1, 8, 8, 1]
+    else:
+        x, y = classes(50, 22)
+        dims = [4, 8, 3]
+    weights, biases = network(dims, 23)
+    alpha, N = 0.3, x.shape[1]
+    value, dW, db = reference.gradients(x, y, weights, biases, loss=loss, reduction=reduction)
+    scale = 1 / N if reduction == "mean" else 1
+    value = value + 0.5 * alpha * sum(np.sum(w * w) for w in weights) * scale
+    dW = [g + alpha * scale * w for g, w in zip(dW, weights)]
+    out_W, out_b = [np.empty_like(w) for w in weights], [np.empty_like(b) for b in biases]
+    Y = y if loss == "cross_entropy" else np.ascontiguousarray(y)
+    got = bc._core.objective(weights, biases, x, Y, out_W, out_b, loss=loss, reduction=reduction,
+                             alpha=alpha, relu_grad_at_zero=1.0)
+    assert got == pytest.approx(value, rel=1e-13)
+    for a, e in zip(out_W + out_b, dW + db):
+        np.testing.assert_allclose(a, e, rtol=1e-11, atol=1e-14 * np.max(np.abs(e)))
+
+
+def test_lbfgs_converges_and_reports() -> None:
+    pytest.importorskip("scipy")
+    x, y = regression(100, 24)
+    weights, biases = network([1, 16, 16, 1], 25)
+    model = bc.MLP(weights, biases)
+    history = bc.fit_lbfgs(model, x, y, alpha=1e-4, max_iter=100, tol=1e-6)
+    assert history.epochs == len(history.loss) and history.steps >= history.epochs
+    assert history.loss[-1] < 0.05 * history.loss[0]
+    final = reference.gradients(x, y, list(model.weights), list(model.biases), reduction="mean")
+    penalty = 0.5 * 1e-4 * sum(np.sum(w * w) for w in model.weights) / 100
+    assert float(final[0]) + penalty == pytest.approx(history.loss[-1], rel=1e-12)

@@ -149,3 +149,30 @@ def test_equals_torch_optim(optimizer: str) -> None:
     linears = [m for m in net if isinstance(m, torch.nn.Linear)]
     assert_params(model, [m.weight.detach().numpy() for m in linears],
                   [m.bias.detach().numpy() for m in linears], 1e-10)
+
+
+@pytest.mark.parametrize("kind", ["regressor", "classifier"])
+def test_lbfgs_equals_scikit_learn(kind: str) -> None:
+    nn = pytest.importorskip("sklearn.neural_network")
+    rng = np.random.default_rng(9)
+    if kind == "regressor":
+        x = rng.uniform(-1, 1, (1, 80))
+        y, target = np.sin(3 * x), np.sin(3 * x).ravel()
+        weights, biases = network([1, 8, 8, 1], 10)
+        est = nn.MLPRegressor(hidden_layer_sizes=(8, 8), solver="lbfgs", alpha=1e-3,
+                              warm_start=True, tol=1e-6)
+        loss = "squared_error"
+    else:
+        x = rng.standard_normal((4, 80))
+        y = target = (x[0] > 0).astype(int) + (x[1] * x[2] > 0)
+        weights, biases = network([4, 8, 3], 11)
+        est = nn.MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", alpha=1e-3,
+                               warm_start=True, tol=1e-6)
+        loss = "cross_entropy"
+    sklearn_fit(est, weights, biases, x.T, target, 30)
+    model = bc.MLP(weights, biases)
+    history = bc.fit_lbfgs(model, x, y, loss=loss, alpha=1e-3, max_iter=30, tol=1e-6,
+                           relu_grad_at_zero=0.0)
+    assert history.epochs == est.n_iter_ == 30
+    assert history.loss[-1] == pytest.approx(est.loss_, rel=1e-12)
+    assert_params(model, [c.T for c in est.coefs_], list(est.intercepts_), 1e-10)

@@ -64,23 +64,41 @@ const char* reason_name(bc::StopReason r) {
 
 py::dict history_dict(const bc::TrainHistory& h);
 
+// The network's parameters (checked, held by `keep`), dims, and the targets of N samples.
+template <class T> struct Intake {
+    std::vector<py::array> keep;  // the arrays stay alive (and unmoved) while the core runs
+    std::vector<T*> W, b;
+    std::vector<size_t> dims;
+    py::array x, y;
+    size_t N = 0;
+    bc::Targets<T> t;
+};
+
 template <class T>
-py::dict train(const std::vector<py::object>& all_weights,
-               const std::vector<py::object>& all_biases, const py::handle& x_obj,
-               const py::handle& y_obj, const bc::TrainOptions& o, T relu_grad_at_zero,
-               const py::object& on_epoch) {
+Intake<T> intake(const std::vector<py::object>& all_weights,
+                 const std::vector<py::object>& all_biases, const py::handle& x_obj,
+                 const py::handle& y_obj, bool write);
+
+template <class T>
+Intake<T> intake(const std::vector<py::object>& all_weights,
+                 const std::vector<py::object>& all_biases, const py::handle& x_obj,
+                 const py::handle& y_obj, bool write) {
     const size_t L = all_weights.size();
     if (L == 0 || all_biases.size() != L)
         throw py::value_error(
             "all_weights, all_biases: expected two lists of the same length >= 1");
-    std::vector<py::array> keep;  // the arrays stay alive (and unmoved) while training
-    std::vector<T*> W(L), b(L);
-    std::vector<size_t> dims(L + 1);
+    Intake<T> in;
+    in.W.resize(L), in.b.resize(L), in.dims.resize(L + 1);
+    auto& W = in.W;
+    auto& b = in.b;
+    auto& dims = in.dims;
+    auto& keep = in.keep;
+    auto& t = in.t;
     for (size_t k = 0; k < L; ++k) {
         const std::string wn = "all_weights[" + std::to_string(k) + "]";
         const std::string bn = "all_biases[" + std::to_string(k) + "]";
-        auto w = checked<T>(all_weights[k], wn, true);
-        auto c = checked<T>(all_biases[k], bn, true);
+        auto w = checked<T>(all_weights[k], wn, write);
+        auto c = checked<T>(all_biases[k], bn, write);
         if (w.ndim() != 2)
             throw py::value_error(wn + ": expected 2 dimensions, got " + shape_of(w));
         if (k && size_t(w.shape(1)) != dims[k])
@@ -97,13 +115,13 @@ py::dict train(const std::vector<py::object>& all_weights,
         b[k] = static_cast<T*>(c.mutable_data());
         keep.push_back(w), keep.push_back(c);
     }
-    auto x = checked<T>(x_obj, "net_input", false);
+    in.x = checked<T>(x_obj, "net_input", false);
+    const py::array& x = in.x;
     if (x.ndim() != 2 || size_t(x.shape(0)) != dims[0])
         throw py::value_error("net_input: expected shape (" + std::to_string(dims[0]) +
                               ", N), got " + shape_of(x));
-    const size_t N = size_t(x.shape(1)), D_o = dims[L];
-    bc::Targets<T> t;
-    py::array y;
+    const size_t N = in.N = size_t(x.shape(1)), D_o = dims[L];
+    py::array& y = in.y;
     if (py::isinstance<py::array>(y_obj) &&
         py::reinterpret_borrow<py::array>(y_obj).dtype().is(py::dtype::of<std::int64_t>())) {
         y = checked<std::int64_t>(y_obj, "y", false);
@@ -120,6 +138,51 @@ py::dict train(const std::vector<py::object>& all_weights,
         t.strides[0] = N, t.strides[1] = 1;
     }
 
+    return in;
+}
+
+template <class T>
+double objective(const std::vector<py::object>& all_weights,
+                 const std::vector<py::object>& all_biases, const py::handle& x_obj,
+                 const py::handle& y_obj, const std::vector<py::object>& dW_list,
+                 const std::vector<py::object>& db_list, bc::Loss loss, bc::Reduction reduction,
+                 double alpha, T relu_grad_at_zero) {
+    Intake<T> in = intake<T>(all_weights, all_biases, x_obj, y_obj, false);
+    const size_t L = in.W.size();
+    if (dW_list.size() != L || db_list.size() != L)
+        value_error("dW, db: expected " + std::to_string(L) + " arrays each");
+    std::vector<T*> dW(L), db(L);
+    for (size_t k = 0; k < L; ++k) {
+        auto a = checked<T>(dW_list[k], "dW[" + std::to_string(k) + "]", true);
+        auto c = checked<T>(db_list[k], "db[" + std::to_string(k) + "]", true);
+        if (size_t(a.size()) != in.dims[k + 1] * in.dims[k] || size_t(c.size()) != in.dims[k + 1])
+            value_error("dW[" + std::to_string(k) + "], db[" + std::to_string(k) +
+                        "]: expected the sizes of the parameters");
+        dW[k] = static_cast<T*>(a.mutable_data()), db[k] = static_cast<T*>(c.mutable_data());
+        in.keep.push_back(a), in.keep.push_back(c);
+    }
+    if (loss == bc::Loss::squared_error && in.t.labels)
+        value_error("y: class labels are for loss='cross_entropy'");
+    if (in.t.labels)
+        for (size_t n = 0; n < in.N; ++n)
+            if (in.t.labels[n] < 0 || size_t(in.t.labels[n]) >= in.dims[L])
+                value_error("y: class labels must lie in [0, " + std::to_string(in.dims[L]) +
+                            "), got " + std::to_string(in.t.labels[n]) + " at sample " +
+                            std::to_string(n));
+    std::vector<const T*> cW(in.W.begin(), in.W.end()), cb(in.b.begin(), in.b.end());
+    const bc::MLPView<T> net{L - 1, in.dims.data(), cW.data(), cb.data(), relu_grad_at_zero};
+    py::gil_scoped_release release;
+    return bc::mlp_objective(net, static_cast<const T*>(in.x.data()), in.N, in.t, loss, reduction,
+                             alpha, dW.data(), db.data());
+}
+
+template <class T>
+py::dict train(const std::vector<py::object>& all_weights,
+               const std::vector<py::object>& all_biases, const py::handle& x_obj,
+               const py::handle& y_obj, const bc::TrainOptions& o, T relu_grad_at_zero,
+               const py::object& on_epoch) {
+    Intake<T> in = intake<T>(all_weights, all_biases, x_obj, y_obj, true);
+    const size_t L = in.W.size();
     std::exception_ptr error;  // a Python exception raised in a hook, re-raised with the GIL
     bc::TrainHooks hooks;
     if (!on_epoch.is_none())
@@ -145,9 +208,9 @@ py::dict train(const std::vector<py::object>& all_weights,
     };
     bc::TrainHistory h;
     {
-        auto trainer = std::make_unique<bc::MLPTrainer<T>>(L - 1, dims.data(), W.data(), b.data(),
-                                                           static_cast<const T*>(x.data()), N, t,
-                                                           o, relu_grad_at_zero);
+        auto trainer = std::make_unique<bc::MLPTrainer<T>>(
+            L - 1, in.dims.data(), in.W.data(), in.b.data(), static_cast<const T*>(in.x.data()),
+            in.N, in.t, o, relu_grad_at_zero);
         py::gil_scoped_release release;
         h = trainer->run(hooks);
     }
@@ -248,6 +311,53 @@ Returns
 -------
 dict
     The history: loss, validation_loss, epochs, steps, learning_rate, stop_reason, best_epoch.
+)doc");
+    m.def(
+        "objective",
+        [](const py::handle& weights_arg, const py::handle& biases_arg, const py::handle& x_obj,
+           const py::handle& y_obj, const py::handle& dW_arg, const py::handle& db_arg,
+           const std::string& loss, const std::string& reduction, double alpha,
+           double relu_grad_at_zero) {
+            const auto W = items_of(weights_arg, "all_weights");
+            const auto b = items_of(biases_arg, "all_biases");
+            const auto dW = items_of(dW_arg, "dW");
+            const auto db = items_of(db_arg, "db");
+            if (W.empty()) value_error("all_weights: expected at least one layer");
+            const bool f32 =
+                py::isinstance<py::array>(W[0]) &&
+                py::reinterpret_borrow<py::array>(W[0]).dtype().is(py::dtype::of<float>());
+            const auto l = parse<bc::Loss>("loss", loss,
+                                           {{"squared_error", bc::Loss::squared_error},
+                                            {"cross_entropy", bc::Loss::cross_entropy}});
+            const auto r =
+                parse<bc::Reduction>("reduction", reduction,
+                                     {{"sum", bc::Reduction::sum}, {"mean", bc::Reduction::mean}});
+            return f32 ? objective<float>(W, b, x_obj, y_obj, dW, db, l, r, alpha,
+                                          float(relu_grad_at_zero))
+                       : objective<double>(W, b, x_obj, y_obj, dW, db, l, r, alpha,
+                                           relu_grad_at_zero);
+        },
+        "all_weights"_a, "all_biases"_a, "net_input"_a, "y"_a, "dW"_a, "db"_a, py::kw_only(),
+        "loss"_a, "reduction"_a, "alpha"_a, "relu_grad_at_zero"_a,
+        R"doc(The full-batch objective and its gradients (for :func:`backprop_core.fit_lbfgs`).
+
+Parameters
+----------
+all_weights, all_biases : list of ndarray
+    C-contiguous arrays of one dtype.
+net_input : ndarray, shape (D_0, N)
+    C-contiguous, of the parameters' dtype.
+y : ndarray
+    Targets (D_o, N) of the parameters' dtype, or int64 class labels (N,).
+dW, db : list of ndarray
+    C-contiguous, writeable arrays shaped like the parameters: the gradients, written.
+loss, reduction, alpha, relu_grad_at_zero
+    As :func:`backprop_core.fit` documents them.
+
+Returns
+-------
+float
+    The loss plus ``alpha/2 sum ||W_k||^2``, the whole divided by N for ``"mean"``.
 )doc");
     m.def(
         "permutation",

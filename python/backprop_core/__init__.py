@@ -14,7 +14,7 @@ from . import reference
 from ._api import backward, forward, gradients, toy_backward, toy_forward, toy_gradients
 from ._model import MLP
 from ._results import Backward, Forward, Gradients, ToyBackward, ToyForward, ToyGradients
-from ._train import fit
+from ._train import fit, fit_lbfgs
 from ._train_results import FitHistory
 from .gradcheck import GradcheckReport, gradcheck
 
@@ -41,6 +41,7 @@ __all__ = [
     "ToyGradients",
     "backward",
     "fit",
+    "fit_lbfgs",
     "forward",
     "gradcheck",
     "gradients",

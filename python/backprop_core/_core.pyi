@@ -50,6 +50,28 @@ def model_parameters(model: typing.Any, weights: bool) -> list:
     """
     Writeable views of the weights (or the biases).
     """
+def objective(all_weights: typing.Any, all_biases: typing.Any, net_input: typing.Any, y: typing.Any, dW: typing.Any, db: typing.Any, *, loss: str, reduction: str, alpha: typing.SupportsFloat | typing.SupportsIndex, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> float:
+    """
+    The full-batch objective and its gradients (for :func:`backprop_core.fit_lbfgs`).
+    
+    Parameters
+    ----------
+    all_weights, all_biases : list of ndarray
+        C-contiguous arrays of one dtype.
+    net_input : ndarray, shape (D_0, N)
+        C-contiguous, of the parameters' dtype.
+    y : ndarray
+        Targets (D_o, N) of the parameters' dtype, or int64 class labels (N,).
+    dW, db : list of ndarray
+        C-contiguous, writeable arrays shaped like the parameters: the gradients, written.
+    loss, reduction, alpha, relu_grad_at_zero
+        As :func:`backprop_core.fit` documents them.
+    
+    Returns
+    -------
+    float
+        The loss plus ``alpha/2 sum ||W_k||^2``, the whole divided by N for ``"mean"``.
+    """
 def permutation(n: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, stream: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
     """
     0..n-1 shuffled by the package's generator.

@@ -212,3 +212,108 @@ def _history(r: dict[str, Any]) -> FitHistory:
         steps=r["steps"], learning_rate=r["learning_rate"], stop_reason=r["stop_reason"],
         best_epoch=r["best_epoch"],
     )
+
+
+def fit_lbfgs(
+    model: Any,
+    net_input: Any,
+    y: Any,
+    *,
+    loss: str = "squared_error",
+    reduction: str = "mean",
+    alpha: float = 0.0,
+    max_iter: int = 200,
+    max_fun: int = 15000,
+    tol: float = 1e-4,
+    relu_grad_at_zero: float = 1.0,
+) -> FitHistory:
+    """Train a model by full-batch L-BFGS (scipy.optimize's L-BFGS-B), with native loss and
+    gradients, updating its parameters in place.
+
+    The objective is :func:`fit`'s with every sample in one batch: the loss plus
+    ``alpha/2 sum ||W_k||^2``, the whole divided by N for ``"mean"``. scipy is called as
+    scikit-learn's ``solver="lbfgs"`` calls it (``maxiter``, ``maxfun``, ``gtol=tol``), so the
+    same starting weights give scikit-learn's path. scipy works in float64; a float32 model's
+    objective is computed in float32.
+
+    Parameters
+    ----------
+    model : backprop_core.MLP
+        The network; its parameters are updated in place.
+    net_input : array_like, shape (D_0, N)
+        Samples as columns, as for :func:`fit`.
+    y : array_like
+        Targets, as for :func:`fit`.
+    loss : {"squared_error", "cross_entropy"}, default "squared_error"
+        The loss.
+    reduction : {"sum", "mean"}, default "mean"
+        Summed over samples, or divided by N.
+    alpha : float, default 0.0
+        The L2 penalty's strength.
+    max_iter : int, default 200
+        L-BFGS iterations at most.
+    max_fun : int, default 15000
+        Objective evaluations at most.
+    tol : float, default 1e-4
+        Stop when the largest gradient entry is at most ``tol`` (scipy's ``gtol``).
+    relu_grad_at_zero : float, default 1.0
+        The ReLU derivative at exactly 0.
+
+    Returns
+    -------
+    FitHistory
+        ``loss`` holds the objective after each iteration, ``epochs`` the iterations,
+        ``steps`` the objective evaluations; ``stop_reason`` is scipy's message.
+    """
+    try:
+        from scipy.optimize import minimize
+    except ImportError:
+        raise ImportError("fit_lbfgs needs scipy: pip install scipy") from None
+    weights, biases, dtype = _parameters(model)
+    X = _as_model_dtype("net_input", net_input, dtype)
+    if X.ndim != 2:
+        raise ValueError(f"net_input: expected shape (D_0, N), got {X.shape}")
+    _check_fit_options(
+        dict(loss=loss, reduction=reduction, optimizer="sgd", schedule="constant",
+             n_iter_no_change=None, epochs=0, batch_size=None, learning_rate=0.0, momentum=0.0,
+             beta1=0.0, beta2=0.0, alpha=alpha, epsilon=1.0, nesterov=False,
+             early_stopping=False), X.shape[1])
+    for name, v in (("max_iter", max_iter), ("max_fun", max_fun)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+    D_o = weights[-1].shape[0]
+    if loss == "cross_entropy" and is_labels(y):
+        Y = np.ascontiguousarray(y, dtype=np.int64)
+    else:
+        Y = np.ascontiguousarray(np.broadcast_to(_as_model_dtype("y", y, dtype), (D_o, X.shape[1])))
+    params = weights + biases
+    grads = [np.empty_like(p) for p in params]
+    L = len(weights)
+    bounds = np.cumsum([0] + [p.size for p in params])
+    history = FitHistory(learning_rate=0.0)
+
+    def set_params(theta: np.ndarray) -> None:
+        for p, a, b in zip(params, bounds[:-1], bounds[1:]):
+            p[...] = theta[a:b].reshape(p.shape)
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        set_params(theta)
+        value = _core.objective(
+            weights, biases, X, Y, grads[:L], grads[L:], loss=loss, reduction=reduction,
+            alpha=float(alpha), relu_grad_at_zero=float(relu_grad_at_zero),
+        )
+        history.steps += 1
+        return value, np.concatenate([g.ravel() for g in grads]).astype(np.float64)
+
+    def record(intermediate_result: Any) -> None:
+        history.loss.append(float(intermediate_result.fun))
+        history.epochs += 1
+
+    theta0 = np.concatenate([p.ravel() for p in params]).astype(np.float64)
+    result = minimize(
+        objective, theta0, method="L-BFGS-B", jac=True, callback=record,
+        options={"maxiter": int(max_iter), "maxfun": int(max_fun), "gtol": float(tol)},
+    )
+    set_params(result.x)
+    history.stop_reason = str(result.message)
+    return history

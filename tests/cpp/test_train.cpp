@@ -383,6 +383,51 @@ static void test_stopping_and_hooks() {
     }
 }
 
+// The whole objective (for L-BFGS) against the naive gradients of all samples at once.
+static void test_objective() {
+    const std::vector<std::size_t> dims = {3, 6, 4};
+    const std::size_t N = 9;
+    const Net net = random_net(dims, 21);
+    std::mt19937_64 rng(22);
+    std::normal_distribution<double> normal;
+    std::vector<double> x(3 * N), y(4 * N);
+    std::vector<std::int64_t> labels(N);
+    for (auto& v : x) v = normal(rng);
+    for (auto& v : y) v = normal(rng);
+    for (auto& v : labels) v = std::int64_t(rng() % 4);
+    std::vector<std::size_t> all(N);
+    for (std::size_t i = 0; i < N; ++i) all[i] = i;
+    for (int ce = 0; ce < 2; ++ce)
+        for (int mean = 0; mean < 2; ++mean) {
+            Native native(net);
+            std::vector<std::vector<double>> dW = net.W, db = net.b, eW, eb;
+            std::vector<double*> pdW, pdb;
+            for (auto& a : dW) pdW.push_back(a.data());
+            for (auto& a : db) pdb.push_back(a.data());
+            std::vector<const double*> cw(native.pw.begin(), native.pw.end()),
+                cb(native.pb.begin(), native.pb.end());
+            const bc::MLPView<double> view{1, dims.data(), cw.data(), cb.data()};
+            bc::Targets<double> t;
+            if (ce)
+                t.labels = labels.data();
+            else
+                t.y = y.data(), t.strides[0] = N, t.strides[1] = 1;
+            const double value = bc::mlp_objective(
+                view, x.data(), N, t, ce ? bc::Loss::cross_entropy : bc::Loss::squared_error,
+                mean ? bc::Reduction::mean : bc::Reduction::sum, 0.05, pdW.data(), pdb.data());
+            const double expected =
+                naive_gradients(net, x, N, y, labels, ce, mean, 0.05, all, eW, eb);
+            bool ok = close(value, expected, 1e-13);
+            for (std::size_t k = 0; k < 2; ++k) {
+                for (std::size_t i = 0; i < eW[k].size(); ++i)
+                    ok &= close(dW[k][i], eW[k][i], 1e-12, 1e-15);
+                for (std::size_t i = 0; i < eb[k].size(); ++i)
+                    ok &= close(db[k][i], eb[k][i], 1e-12, 1e-15);
+            }
+            check(ok, "mlp_objective equals the naive full-batch objective");
+        }
+}
+
 int main() {
     test_generator();
     test_losses();
@@ -394,6 +439,7 @@ int main() {
             test_against_naive(ce, mean, true, 0.0, false, 0.001, 5, true);
         }
     test_stopping_and_hooks();
+    test_objective();
     if (failures)
         std::fprintf(stderr, "%d failures\n", failures);
     else

@@ -135,6 +135,48 @@ double loss_and_gradient(Loss loss, Reduction reduction, const T* f, std::size_t
     return mean ? total / double(std::max<std::size_t>(N, 1)) : total;
 }
 
+// ------------------------------------------------------------------------- the whole objective
+//
+// The objective of all N samples at once (for full-batch optimizers such as L-BFGS): the loss
+// plus alpha/2 sum_k ||W_k||^2 (weights only), the whole divided by N for "mean", and its
+// gradients into dW[k] (D_{k+1}, D_k) and db[k] (D_{k+1}). The scratch is allocated per call.
+template <class T>
+double mlp_objective(const MLPView<T>& net, const T* x, std::size_t N, const Targets<T>& y,
+                     Loss loss, Reduction reduction, double alpha, T* const* dW, T* const* db) {
+    const std::size_t K = net.K;
+    const std::size_t* dims = net.dims;
+    std::size_t f_size = 0, h_size = 0;
+    for (std::size_t k = 0; k <= K; ++k) f_size += dims[k + 1] * N;
+    for (std::size_t k = 1; k <= K; ++k) h_size += dims[k] * N;
+    std::vector<T> f_store(f_size), h_store(h_size), g(dims[K + 1] * N);
+    std::vector<T> work(mlp_workspace_size(K, dims, N));
+    std::vector<T*> f(K + 1), h(K + 1), f_grad(K + 1);
+    for (std::size_t k = 0, at = 0; k <= K; at += dims[k + 1] * N, ++k) f[k] = f_store.data() + at;
+    for (std::size_t k = 1, at = 0; k <= K; at += dims[k] * N, ++k) h[k] = h_store.data() + at;
+    h[0] = const_cast<T*>(x);  // read only
+    mlp_forward(net, x, N, f.data(), h.data());
+    const double value = loss_and_gradient(loss, reduction, f[K], dims[K + 1], N, y, g.data());
+    f_grad = f;
+    f_grad[K] = g.data();  // dl/df_K in place of f_K, a target of 0: see MLPTrainer::step
+    const T zero = T(0);
+    const std::size_t zero_strides[2] = {0, 0};
+    mlp_backward(net, const_cast<const T* const*>(f_grad.data()),
+                 const_cast<const T* const*>(h.data()), &zero, zero_strides, N, dW, db,
+                 work.data());
+    const double scale = reduction == Reduction::mean ? 1.0 / double(std::max<std::size_t>(N, 1))
+                                                      : 1.0;
+    double squares = 0;
+    if (alpha != 0) {
+        const T c = T(alpha * scale);
+        for (std::size_t k = 0; k <= K; ++k)
+            for (std::size_t e = 0; e < dims[k + 1] * dims[k]; ++e) {
+                squares += double(net.weights[k][e]) * double(net.weights[k][e]);
+                dW[k][e] = dW[k][e] + c * net.weights[k][e];
+            }
+    }
+    return value + 0.5 * alpha * squares * scale;
+}
+
 // ------------------------------------------------------------------------------ the training
 //
 // * Objective of a minibatch of B samples: its loss plus alpha/2 sum_k ||W_k||^2 (weights only),
