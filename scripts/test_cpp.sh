@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The C++ core's own tests (tests/cpp/), no Python and no BLAS, so every memory access is
-# instrumented: the thread pool under ThreadSanitizer, the tiling of large products and the
-# notebooks' numbers under AddressSanitizer and UndefinedBehaviorSanitizer. Any finding or wrong
-# result fails the run.
+# instrumented: the thread pool under ThreadSanitizer, the tiling of large products, the
+# notebooks' numbers and the training loop (against a naive second implementation) under
+# AddressSanitizer and UndefinedBehaviorSanitizer. Any finding or wrong result fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=build/cpp-tests
@@ -24,3 +24,7 @@ BACKPROP_CORE_NUM_THREADS=3 TSAN_OPTIONS=halt_on_error=1:die_after_fork=0 "$out/
 $cxx -std=c++17 -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
     -Icpp/include tests/cpp/test_notebooks.cpp -o "$out/test_notebooks" -lpthread
 "$out/test_notebooks"
+# The training loop (train.hpp) against a naive second implementation, step by step.
+$cxx -std=c++17 -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+    -Icpp/include tests/cpp/test_train.cpp -o "$out/test_train" -lpthread
+"$out/test_train"

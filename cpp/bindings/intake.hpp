@@ -184,5 +184,6 @@ template <class T> py::object scalar(T v) {
 
 void bind_toy(py::module_& m);
 void bind_mlp(py::module_& m);
+void bind_train(py::module_& m);  // train.cpp
 
 }  // namespace bind

@@ -13,4 +13,5 @@ PYBIND11_MODULE(_core, m) {
           "run on, or BACKPROP_CORE_NUM_THREADS). Results do not depend on it.");
     bind::bind_toy(m);
     bind::bind_mlp(m);
+    bind::bind_train(m);
 }

@@ -14,6 +14,8 @@ from . import reference
 from ._api import backward, forward, gradients, toy_backward, toy_forward, toy_gradients
 from ._model import MLP
 from ._results import Backward, Forward, Gradients, ToyBackward, ToyForward, ToyGradients
+from ._train import fit, fit_lbfgs
+from ._train_results import FitHistory
 from .gradcheck import GradcheckReport, gradcheck
 
 __version__ = "0.1.0"
@@ -50,6 +52,7 @@ _check_thread_setting()
 
 __all__ = [
     "Backward",
+    "FitHistory",
     "Forward",
     "GradcheckReport",
     "Gradients",
@@ -58,6 +61,8 @@ __all__ = [
     "ToyForward",
     "ToyGradients",
     "backward",
+    "fit",
+    "fit_lbfgs",
     "forward",
     "gradcheck",
     "gradients",

@@ -4,6 +4,7 @@ Native core of backprop_core (private: use the backprop_core package).
 """
 from __future__ import annotations
 import numpy
+import numpy.typing
 import typing
 def activation_names() -> tuple:
     """
@@ -49,6 +50,46 @@ def model_parameters(model: typing.Any, weights: bool) -> list:
     """
     Writeable views of the weights (or the biases).
     """
+def objective(all_weights: typing.Any, all_biases: typing.Any, net_input: typing.Any, y: typing.Any, dW: typing.Any, db: typing.Any, *, loss: str, reduction: str, alpha: typing.SupportsFloat | typing.SupportsIndex, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> float:
+    """
+    The full-batch objective and its gradients (for :func:`backprop_core.fit_lbfgs`).
+    
+    Parameters
+    ----------
+    all_weights, all_biases : list of ndarray
+        C-contiguous arrays of one dtype.
+    net_input : ndarray, shape (D_0, N)
+        C-contiguous, of the parameters' dtype.
+    y : ndarray
+        Targets (D_o, N) of the parameters' dtype, or int64 class labels (N,).
+    dW, db : list of ndarray
+        C-contiguous, writeable arrays shaped like the parameters: the gradients, written.
+    loss, reduction, alpha, relu_grad_at_zero
+        As :func:`backprop_core.fit` documents them.
+    
+    Returns
+    -------
+    float
+        The loss plus ``alpha/2 sum ||W_k||^2``, the whole divided by N for ``"mean"``.
+    """
+def permutation(n: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, stream: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
+    """
+    0..n-1 shuffled by the package's generator.
+    
+    Parameters
+    ----------
+    n : int
+        How many items.
+    seed : int
+        In [0, 2^64).
+    stream : int
+        The seed's stream: 0 for the held-out split, 1 + e for epoch e.
+    
+    Returns
+    -------
+    ndarray of int64
+        The order :func:`backprop_core.reference.permutation` also gives.
+    """
 def threads() -> int:
     """
     Threads the large passes may use, the caller's included (the CPUs this process may run on, or BACKPROP_CORE_NUM_THREADS). Results do not depend on it.
@@ -64,4 +105,28 @@ def toy_forward(x: typing.Any, beta: typing.Any, omega: typing.Any, activations:
 def toy_gradients(x: typing.Any, y: typing.Any, beta: typing.Any, omega: typing.Any, activations: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
     """
     Toy chain loss and parameter gradients, fused: (loss, dl_dbeta, dl_domega).
+    """
+def train(all_weights: typing.Any, all_biases: typing.Any, net_input: typing.Any, y: typing.Any, *, loss: str, reduction: str, optimizer: str, learning_rate: typing.SupportsFloat | typing.SupportsIndex, epochs: typing.SupportsInt | typing.SupportsIndex, batch_size: typing.SupportsInt | typing.SupportsIndex, shuffle: bool, seed: typing.SupportsInt | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, nesterov: bool, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, epsilon: typing.SupportsFloat | typing.SupportsIndex, alpha: typing.SupportsFloat | typing.SupportsIndex, schedule: str, power_t: typing.SupportsFloat | typing.SupportsIndex, early_stopping: bool, validation_fraction: typing.SupportsFloat | typing.SupportsIndex, n_iter_no_change: typing.SupportsInt | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex, on_epoch: typing.Any) -> dict:
+    """
+    Train the parameter arrays in place (the engine of :func:`backprop_core.fit`).
+    
+    Parameters
+    ----------
+    all_weights, all_biases : list of ndarray
+        C-contiguous, writeable arrays of one dtype, updated in place.
+    net_input : ndarray, shape (D_0, N)
+        C-contiguous, of the parameters' dtype.
+    y : ndarray
+        Targets (D_o, N) of the parameters' dtype, or int64 class labels (N,).
+    loss, reduction, optimizer, learning_rate, epochs, batch_size, shuffle, seed, ...
+        Keyword-only, all required: the options of :func:`backprop_core.fit`, as it documents
+        them (batch_size 0: full batch; n_iter_no_change 0: no plateau rule).
+    on_epoch : callable or None
+        ``on_epoch(epoch, loss, validation_loss, learning_rate, steps)`` after each epoch, with the
+        GIL; a true result stops training.
+    
+    Returns
+    -------
+    dict
+        The history: loss, validation_loss, epochs, steps, learning_rate, stop_reason, best_epoch.
     """
