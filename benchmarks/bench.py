@@ -38,6 +38,7 @@ from typing import Any
 import backprop_core as bc
 import numpy as np
 from backprop_core import reference
+from backprop_core._chain import Chain  # (bc.Chain once __init__ exports it)
 from backprop_core.examples import mlp_example, toy_example
 
 WORKLOADS = ("toy1", "mlp1", "toybatch", "mlpbatch32", "mlpbatch64")
@@ -251,8 +252,9 @@ def jax_contestant(jax: Any, loss: Callable[..., Any], args: Sequence[Any]) -> C
 
 
 def notebook_toy(x: Any, y: Any, beta: np.ndarray, omega: np.ndarray) -> tuple[Any, Any]:
-    """Notebook 7.1's cells as written there: numpy functions on the values, forward then
-    backward (summed over samples for a batch). The numpy baseline every ratio is quoted against."""
+    """Notebook 7.1's cells as written there: numpy functions on the values (the parameters
+    Python floats, as the notebook sets them), forward then backward; a batch's derivatives are
+    summed over its samples. The numpy baseline every ratio is quoted against."""
     beta0, beta1, beta2, beta3 = beta
     omega0, omega1, omega2, omega3 = omega
     f0 = beta0 + omega0 * x
@@ -269,6 +271,8 @@ def notebook_toy(x: Any, y: Any, beta: np.ndarray, omega: np.ndarray) -> tuple[A
     dldf1 = np.exp(f1) * dldh2
     dldh1 = omega1 * dldf1
     dldf0 = np.cos(f0) * dldh1
+    if np.ndim(x) == 0:  # one sample, as in the notebook: dl/dbeta_k is dl/df_k itself
+        return [dldf0, dldf1, dldf2, dldf3], [dldf0 * x, dldf1 * h1, dldf2 * h2, dldf3 * h3]
     dl_dbeta = [np.sum(dldf0), np.sum(dldf1), np.sum(dldf2), np.sum(dldf3)]
     dl_domega = [np.sum(dldf0 * x), np.sum(dldf1 * h1), np.sum(dldf2 * h2), np.sum(dldf3 * h3)]
     return dl_dbeta, dl_domega
@@ -302,6 +306,9 @@ def notebook_mlp(x: Any, y: Any, weights: list[Any], biases: list[Any]) -> tuple
 def toy_workload_base(name: str, title: str, x: Any, y: Any, opts: Options) -> Workload:
     e = toy_example()
     want = reference.toy_backward(x, y, e.beta, e.omega)
+    beta, omega = e.beta.tolist(), e.omega.tolist()  # the notebook's Python floats
+    chain = Chain(e.beta, e.omega)
+    chain_out = (np.empty_like(e.beta), np.empty_like(e.omega))
     contestants = [
         Contestant(
             "backprop_core.toy_backward",
@@ -316,8 +323,20 @@ def toy_workload_base(name: str, title: str, x: Any, y: Any, opts: Options) -> W
             native=True,
         ),
         Contestant(
+            "backprop_core.Chain",
+            lambda: chain.gradients(x, y),
+            lambda r: [r.dl_dbeta, r.dl_domega],
+            native=True,
+        ),
+        Contestant(
+            "backprop_core.Chain (out=)",
+            lambda: chain.gradients(x, y, out=chain_out),
+            lambda r: [r.dl_dbeta.copy(), r.dl_domega.copy()],
+            native=True,
+        ),
+        Contestant(
             "numpy (notebook 7.1 cells)",
-            lambda: notebook_toy(x, y, e.beta, e.omega),
+            lambda: notebook_toy(x, y, beta, omega),
             lambda r: [np.array(r[0]), np.array(r[1])],
         ),
         Contestant(
