@@ -41,6 +41,17 @@ template <class T> void activate_block(Activation a, const T* f, T* h, std::size
     if (a == Activation::sin) return vfunc(VFunc::sin, f, h, n);
     if (a == Activation::cos) return vfunc(VFunc::cos, f, h, n);
     if (a == Activation::exp) return vfunc(VFunc::exp, f, h, n);
+    // one loop per rule, so that each vectorises (a switch per element does not)
+    const auto each = [&](auto rule) {
+        for (std::size_t i = 0; i < n; ++i) h[i] = rule(f[i]);
+    };
+    switch (a) {
+    case Activation::identity: return each([](T v) { return activate(Activation::identity, v); });
+    case Activation::tanh: return each([](T v) { return activate(Activation::tanh, v); });
+    case Activation::sigmoid: return each([](T v) { return activate(Activation::sigmoid, v); });
+    case Activation::relu: return each([](T v) { return activate(Activation::relu, v); });
+    default: break;
+    }
     for (std::size_t i = 0; i < n; ++i) h[i] = activate(a, f[i]);
 }
 
@@ -52,6 +63,23 @@ void activate_grad_block(Activation a, const T* f, const T* h, T* t, std::size_t
         vfunc(VFunc::sin, f, t, n);
         for (std::size_t i = 0; i < n; ++i) t[i] = -t[i];
         return;
+    }
+    const auto each = [&](auto rule) {
+        for (std::size_t i = 0; i < n; ++i) t[i] = rule(f[i], h[i]);
+    };
+    switch (a) {
+    case Activation::identity:
+        return each([](T, T) { return T(1); });
+    case Activation::exp:
+        return each([relu0](T v, T hv) { return activate_grad(Activation::exp, v, hv, relu0); });
+    case Activation::tanh:
+        return each([relu0](T v, T hv) { return activate_grad(Activation::tanh, v, hv, relu0); });
+    case Activation::sigmoid:
+        return each(
+            [relu0](T v, T hv) { return activate_grad(Activation::sigmoid, v, hv, relu0); });
+    case Activation::relu:
+        return each([relu0](T v, T hv) { return activate_grad(Activation::relu, v, hv, relu0); });
+    default: break;
     }
     for (std::size_t i = 0; i < n; ++i) t[i] = activate_grad(a, f[i], h[i], relu0);
 }
