@@ -279,8 +279,9 @@ def notebook_toy(x: Any, y: Any, beta: np.ndarray, omega: np.ndarray) -> tuple[A
 
 
 def notebook_mlp(x: Any, y: Any, weights: list[Any], biases: list[Any]) -> tuple[Any, Any]:
-    """Notebook 7.2's compute_network_output and backward_pass as written there (biases summed
-    over the samples of a batch)."""
+    """Notebook 7.2's compute_network_output and backward_pass as the notebook has them: every
+    dl/df and dl/dh kept, dl/dbias a copy of dl/df (one sample); for a batch (our extension) the
+    bias derivatives are summed over its samples."""
     K = len(weights) - 1
     all_f = [None] * (K + 1)
     all_h = [None] * (K + 1)
@@ -291,15 +292,20 @@ def notebook_mlp(x: Any, y: Any, weights: list[Any], biases: list[Any]) -> tuple
     all_f[K] = weights[K] @ all_h[K] + biases[K]
     all_dl_dweights = [None] * (K + 1)
     all_dl_dbiases = [None] * (K + 1)
-    dl_df = all_f[K] - y
+    all_dl_df = [None] * (K + 1)
+    all_dl_dh = [None] * (K + 1)
+    all_dl_df[K] = np.array(all_f[K] - y)
+    one = np.shape(x)[1] == 1
     for layer in range(K, -1, -1):
-        all_dl_dbiases[layer] = np.sum(dl_df, axis=1, keepdims=True)
-        all_dl_dweights[layer] = dl_df @ all_h[layer].T
+        dl_df = all_dl_df[layer]
+        all_dl_dbiases[layer] = np.array(dl_df) if one else np.sum(dl_df, axis=1, keepdims=True)
+        all_dl_dweights[layer] = np.array(dl_df) @ all_h[layer].T
+        all_dl_dh[layer] = weights[layer].T @ dl_df
         if layer > 0:
             indicator = np.array(all_f[layer - 1])
             indicator[indicator >= 0] = 1
             indicator[indicator < 0] = 0
-            dl_df = indicator * (weights[layer].T @ dl_df)
+            all_dl_df[layer - 1] = indicator * weights[layer].T @ dl_df
     return all_dl_dweights, all_dl_dbiases
 
 
@@ -943,17 +949,22 @@ def table(w: Workload, rows: list[Row]) -> list[str]:
     return lines
 
 
+def peer_row(rows: list[Row]) -> Row | None:
+    """The fastest other contestant whose gradients checked out (numpy, Python floats, PyTorch,
+    JAX ...): the ratio the summary leads with."""
+    timed = [r for r in rows if r.status == "ok" and not r.native and r.median is not None]
+    return min(timed, key=lambda r: r.median or math.inf, default=None)
+
+
 def summary(results: list[tuple[Workload, list[Row]]]) -> list[str]:
     lines = [
-        "| workload | backprop_core (fastest entry point) | numpy (notebook cells) "
-        "| numpy ÷ backprop_core | PyTorch eager ÷ backprop_core "
-        "| backprop_core ÷ FLOP limit (best peak; probe's median) | fastest |",
+        "| workload | backprop_core (fastest entry point) | fastest peer "
+        "| backprop_core ÷ fastest peer | numpy (notebook cells) | numpy ÷ backprop_core "
+        "| backprop_core ÷ FLOP limit (best peak; probe's median) |",
         "|---|---|---|---|---|---|---|",
     ]
     for w, rows in results:
-        base, ref = base_row(rows), numpy_row(rows)
-        timed = [r for r in rows if r.status == "ok" and r.median is not None]
-        fastest = min(timed, key=lambda r: r.median or math.inf, default=None)
+        base, ref, peer = base_row(rows), numpy_row(rows), peer_row(rows)
 
         def over(name: str, inverse: bool = False) -> str:
             r = next((r for r in rows if r.name == name and r.median), None)
@@ -965,10 +976,10 @@ def summary(results: list[tuple[Workload, list[Row]]]) -> list[str]:
         lines.append(
             f"| {w.name} | {fmt_time(base.median if base else None)}"
             f"{f' ({base.name})' if base else ''} "
+            f"| {f'{peer.name}, {fmt_time(peer.median)}' if peer else '—'} "
+            f"| {over(peer.name, True) if peer else '—'} "
             f"| {fmt_time(ref.median if ref else None)} | {over(ref.name) if ref else '—'} "
-            f"| {over('PyTorch eager')} "
-            f"| {'; '.join(limits) if limits[0] != '—' else '—'} "
-            f"| {f'{fastest.name}, {fmt_time(fastest.median)}' if fastest else '—'} |"
+            f"| {'; '.join(limits) if limits[0] != '—' else '—'} |"
         )
     return lines
 
