@@ -254,7 +254,7 @@ template <class T> py::tuple parameters(py::handle handle) {
                           py::array_t<T>({n}, h.chain->omega(), base));
 }
 
-PyObject* general_gradients = nullptr;  // the general entry (held by the module)
+PyObject* general_gradients = nullptr;  // the general entry, held for the life of the process
 
 // (chain, x, y, relu_grad_at_zero, out): the fast call when it applies, else the general one.
 PyObject* gradients_call(PyObject* const* args) {
@@ -335,7 +335,9 @@ PyObject* gradients_method(PyObject* self, PyObject* const* args, Py_ssize_t nar
 PyMethodDef gradients_def = {
     "chain_gradients", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(gradients_entry)),
     METH_FASTCALL,
-    "chain_gradients(chain, x, y, relu_grad_at_zero, out)\n--\n\nThe chain's loss and "
+    // (a signature line as pybind11 writes one, for help() and the stubs)
+    "chain_gradients(chain: typing.Any, x: typing.Any, y: typing.Any, relu_grad_at_zero: "
+    "typing.Any, out: typing.Any) -> typing.Any\n\nThe chain's loss and "
     "parameter gradients: ToyGradients(loss, dl_dbeta, dl_domega), into out when given."};
 
 PyMethodDef gradients_method_def = {
@@ -370,7 +372,7 @@ PyMethodDef gradients_method_def = {
 }  // namespace
 
 void bind_chain(py::module_& m) {
-    m.def("chain_new", [](py::handle beta, py::handle omega, py::handle activations) {
+    m.def("chain_new", [](py::handle beta, py::handle omega, py::handle activations) -> py::object {
         auto acts = activations_of(activations);
         Args args;
         args.add("beta", beta);
@@ -415,12 +417,11 @@ void bind_chain(py::module_& m) {
         PyCFunction_NewEx(&gradients_def, nullptr, m.attr("__name__").ptr()));
     if (!entry) throw py::error_already_set();
     m.add_object("chain_gradients", entry);
-    m.add_object("_chain_gradients_general", general);
     m.def("chain_gradients_method", [](py::type cls) {
         return py::reinterpret_steal<py::object>(
             PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(cls.ptr()), &gradients_method_def));
     }, "cls"_a, "Chain.gradients, a method descriptor of the class cls.");
-    general_gradients = general.ptr();  // the module holds it for the life of the process
+    general_gradients = general.release().ptr();  // held for the life of the process
 }
 
 }  // namespace bind
