@@ -221,3 +221,32 @@ def test_read_only_out_and_out_over_x():
     x = np.linspace(0, 1, 8)
     with pytest.raises(ValueError, match="out.0. overlaps x"):
         c.gradients(x, 0.0, out=(x[:4], np.empty(4)))
+
+
+def test_threads_share_a_chain():
+    # The one-sample calls keep the GIL; a large batch releases it while the chain is held by the
+    # call: every thread's results are the single-threaded bits.
+    import threading
+
+    c = Chain(BETA, OMEGA)
+    x = np.linspace(-1, 1, 100_000)
+    want_one = c.gradients(0.3, 0.1)
+    want_many = c.gradients(x, 0.5)
+    bad: list[str] = []
+
+    def work() -> None:
+        out = (np.empty(4), np.empty(4))
+        for _ in range(200):
+            r = c.gradients(0.3, 0.1, out=out)
+            if bits(r.dl_domega) != bits(want_one.dl_domega):
+                bad.append("one")
+        r = c.gradients(x, 0.5)
+        if bits(r.dl_dbeta) != bits(want_many.dl_dbeta) or bits(r.loss) != bits(want_many.loss):
+            bad.append("many")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not bad
