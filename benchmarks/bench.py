@@ -38,6 +38,7 @@ from typing import Any
 import backprop_core as bc
 import numpy as np
 from backprop_core import reference
+from backprop_core._chain import Chain  # (bc.Chain once __init__ exports it)
 from backprop_core.examples import mlp_example, toy_example
 
 WORKLOADS = ("toy1", "mlp1", "toybatch", "mlpbatch32", "mlpbatch64")
@@ -251,8 +252,9 @@ def jax_contestant(jax: Any, loss: Callable[..., Any], args: Sequence[Any]) -> C
 
 
 def notebook_toy(x: Any, y: Any, beta: np.ndarray, omega: np.ndarray) -> tuple[Any, Any]:
-    """Notebook 7.1's cells as written there: numpy functions on the values, forward then
-    backward (summed over samples for a batch). The numpy baseline every ratio is quoted against."""
+    """Notebook 7.1's cells as written there: numpy functions on the values (the parameters
+    Python floats, as the notebook sets them), forward then backward; a batch's derivatives are
+    summed over its samples. The numpy baseline every ratio is quoted against."""
     beta0, beta1, beta2, beta3 = beta
     omega0, omega1, omega2, omega3 = omega
     f0 = beta0 + omega0 * x
@@ -269,14 +271,17 @@ def notebook_toy(x: Any, y: Any, beta: np.ndarray, omega: np.ndarray) -> tuple[A
     dldf1 = np.exp(f1) * dldh2
     dldh1 = omega1 * dldf1
     dldf0 = np.cos(f0) * dldh1
+    if np.ndim(x) == 0:  # one sample, as in the notebook: dl/dbeta_k is dl/df_k itself
+        return [dldf0, dldf1, dldf2, dldf3], [dldf0 * x, dldf1 * h1, dldf2 * h2, dldf3 * h3]
     dl_dbeta = [np.sum(dldf0), np.sum(dldf1), np.sum(dldf2), np.sum(dldf3)]
     dl_domega = [np.sum(dldf0 * x), np.sum(dldf1 * h1), np.sum(dldf2 * h2), np.sum(dldf3 * h3)]
     return dl_dbeta, dl_domega
 
 
 def notebook_mlp(x: Any, y: Any, weights: list[Any], biases: list[Any]) -> tuple[Any, Any]:
-    """Notebook 7.2's compute_network_output and backward_pass as written there (biases summed
-    over the samples of a batch)."""
+    """Notebook 7.2's compute_network_output and backward_pass as the notebook has them: every
+    dl/df and dl/dh kept, dl/dbias a copy of dl/df (one sample); for a batch (our extension) the
+    bias derivatives are summed over its samples."""
     K = len(weights) - 1
     all_f = [None] * (K + 1)
     all_h = [None] * (K + 1)
@@ -287,21 +292,29 @@ def notebook_mlp(x: Any, y: Any, weights: list[Any], biases: list[Any]) -> tuple
     all_f[K] = weights[K] @ all_h[K] + biases[K]
     all_dl_dweights = [None] * (K + 1)
     all_dl_dbiases = [None] * (K + 1)
-    dl_df = all_f[K] - y
+    all_dl_df = [None] * (K + 1)
+    all_dl_dh = [None] * (K + 1)
+    all_dl_df[K] = np.array(all_f[K] - y)
+    one = np.shape(x)[1] == 1
     for layer in range(K, -1, -1):
-        all_dl_dbiases[layer] = np.sum(dl_df, axis=1, keepdims=True)
-        all_dl_dweights[layer] = dl_df @ all_h[layer].T
+        dl_df = all_dl_df[layer]
+        all_dl_dbiases[layer] = np.array(dl_df) if one else np.sum(dl_df, axis=1, keepdims=True)
+        all_dl_dweights[layer] = np.array(dl_df) @ all_h[layer].T
+        all_dl_dh[layer] = weights[layer].T @ dl_df
         if layer > 0:
             indicator = np.array(all_f[layer - 1])
             indicator[indicator >= 0] = 1
             indicator[indicator < 0] = 0
-            dl_df = indicator * (weights[layer].T @ dl_df)
+            all_dl_df[layer - 1] = indicator * weights[layer].T @ dl_df
     return all_dl_dweights, all_dl_dbiases
 
 
 def toy_workload_base(name: str, title: str, x: Any, y: Any, opts: Options) -> Workload:
     e = toy_example()
     want = reference.toy_backward(x, y, e.beta, e.omega)
+    beta, omega = e.beta.tolist(), e.omega.tolist()  # the notebook's Python floats
+    chain = Chain(e.beta, e.omega)
+    chain_out = (np.empty_like(e.beta), np.empty_like(e.omega))
     contestants = [
         Contestant(
             "backprop_core.toy_backward",
@@ -316,8 +329,20 @@ def toy_workload_base(name: str, title: str, x: Any, y: Any, opts: Options) -> W
             native=True,
         ),
         Contestant(
+            "backprop_core.Chain",
+            lambda: chain.gradients(x, y),
+            lambda r: [r.dl_dbeta, r.dl_domega],
+            native=True,
+        ),
+        Contestant(
+            "backprop_core.Chain (out=)",
+            lambda: chain.gradients(x, y, out=chain_out),
+            lambda r: [r.dl_dbeta.copy(), r.dl_domega.copy()],
+            native=True,
+        ),
+        Contestant(
             "numpy (notebook 7.1 cells)",
-            lambda: notebook_toy(x, y, e.beta, e.omega),
+            lambda: notebook_toy(x, y, beta, omega),
             lambda r: [np.array(r[0]), np.array(r[1])],
         ),
         Contestant(
@@ -924,17 +949,22 @@ def table(w: Workload, rows: list[Row]) -> list[str]:
     return lines
 
 
+def peer_row(rows: list[Row]) -> Row | None:
+    """The fastest other contestant whose gradients checked out (numpy, Python floats, PyTorch,
+    JAX ...): the ratio the summary leads with."""
+    timed = [r for r in rows if r.status == "ok" and not r.native and r.median is not None]
+    return min(timed, key=lambda r: r.median or math.inf, default=None)
+
+
 def summary(results: list[tuple[Workload, list[Row]]]) -> list[str]:
     lines = [
-        "| workload | backprop_core (fastest entry point) | numpy (notebook cells) "
-        "| numpy ÷ backprop_core | PyTorch eager ÷ backprop_core "
-        "| backprop_core ÷ FLOP limit (best peak; probe's median) | fastest |",
+        "| workload | backprop_core (fastest entry point) | fastest peer "
+        "| backprop_core ÷ fastest peer | numpy (notebook cells) | numpy ÷ backprop_core "
+        "| backprop_core ÷ FLOP limit (best peak; probe's median) |",
         "|---|---|---|---|---|---|---|",
     ]
     for w, rows in results:
-        base, ref = base_row(rows), numpy_row(rows)
-        timed = [r for r in rows if r.status == "ok" and r.median is not None]
-        fastest = min(timed, key=lambda r: r.median or math.inf, default=None)
+        base, ref, peer = base_row(rows), numpy_row(rows), peer_row(rows)
 
         def over(name: str, inverse: bool = False) -> str:
             r = next((r for r in rows if r.name == name and r.median), None)
@@ -946,10 +976,10 @@ def summary(results: list[tuple[Workload, list[Row]]]) -> list[str]:
         lines.append(
             f"| {w.name} | {fmt_time(base.median if base else None)}"
             f"{f' ({base.name})' if base else ''} "
+            f"| {f'{peer.name}, {fmt_time(peer.median)}' if peer else '—'} "
+            f"| {over(peer.name, True) if peer else '—'} "
             f"| {fmt_time(ref.median if ref else None)} | {over(ref.name) if ref else '—'} "
-            f"| {over('PyTorch eager')} "
-            f"| {'; '.join(limits) if limits[0] != '—' else '—'} "
-            f"| {f'{fastest.name}, {fmt_time(fastest.median)}' if fastest else '—'} |"
+            f"| {'; '.join(limits) if limits[0] != '—' else '—'} |"
         )
     return lines
 

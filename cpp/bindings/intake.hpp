@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "backprop_core/activations.hpp"
+
 namespace py = pybind11;
 
 // (hidden, as pybind11's own types are)
@@ -182,7 +184,11 @@ template <class T> py::object scalar(T v) {
     return (*type)(double(v));
 }
 
+// The activations argument, parsed (toy.cpp): TypeError / ValueError naming it.
+std::vector<backprop_core::Activation> activations_of(py::handle names);
+
 void bind_toy(py::module_& m);
+void bind_chain(py::module_& m);
 void bind_mlp(py::module_& m);
 void bind_train(py::module_& m);  // train.cpp
 

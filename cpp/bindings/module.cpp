@@ -12,6 +12,7 @@ PYBIND11_MODULE(_core, m) {
           "Threads the large passes may use, the caller's included (the CPUs this process may "
           "run on, or BACKPROP_CORE_NUM_THREADS). Results do not depend on it.");
     bind::bind_toy(m);
+    bind::bind_chain(m);
     bind::bind_mlp(m);
     bind::bind_train(m);
 }

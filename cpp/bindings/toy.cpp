@@ -5,10 +5,8 @@
 
 // (hidden, as pybind11's own types are)
 namespace bind __attribute__((visibility("hidden"))) {
-namespace {
 
 namespace core = backprop_core;
-using namespace pybind11::literals;
 
 std::vector<core::Activation> activations_of(py::handle names) {
     if (PyUnicode_Check(names.ptr()))
@@ -34,6 +32,10 @@ std::vector<core::Activation> activations_of(py::handle names) {
     }
     return acts;
 }
+
+namespace {
+
+using namespace pybind11::literals;
 
 enum class Pass { forward, backward, gradients };
 

@@ -12,6 +12,7 @@ import warnings as _warnings
 
 from . import reference
 from ._api import backward, forward, gradients, toy_backward, toy_forward, toy_gradients
+from ._chain import Chain
 from ._model import MLP
 from ._results import Backward, Forward, Gradients, ToyBackward, ToyForward, ToyGradients
 from ._train import fit, fit_lbfgs
@@ -52,6 +53,7 @@ _check_thread_setting()
 
 __all__ = [
     "Backward",
+    "Chain",
     "FitHistory",
     "Forward",
     "GradcheckReport",

@@ -18,6 +18,34 @@ def blas() -> str:
     """
     The BLAS that large matrix products go to, as built in (or 'none').
     """
+def chain_activations(chain: typing.Any) -> tuple:
+    """
+    The chain's activations, as names.
+    """
+def chain_dtype(chain: typing.Any) -> numpy.dtype[typing.Any]:
+    """
+    The chain's dtype.
+    """
+def chain_forward(chain: typing.Any, x: typing.Any) -> typing.Any:
+    """
+    The chain's forward pass: ToyForward(f, h).
+    """
+def chain_gradients(chain: typing.Any, x: typing.Any, y: typing.Any, relu_grad_at_zero: typing.Any, out: typing.Any) -> typing.Any:
+    """
+    The chain's loss and parameter gradients: ToyGradients(loss, dl_dbeta, dl_domega), into out when given.
+    """
+def chain_gradients_method(cls: type) -> typing.Any:
+    """
+    Chain.gradients, a method descriptor of the class cls.
+    """
+def chain_new(beta: typing.Any, omega: typing.Any, activations: typing.Any) -> typing.Any:
+    """
+    A chain handle holding copies of the parameters.
+    """
+def chain_parameters(chain: typing.Any) -> tuple:
+    """
+    Writeable views (beta, omega) of the chain's parameters.
+    """
 def forward(net_input: typing.Any, all_weights: typing.Any, all_biases: typing.Any) -> tuple:
     """
     MLP forward pass: (net_output, all_f, all_h).

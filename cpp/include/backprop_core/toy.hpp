@@ -41,6 +41,17 @@ template <class T> void activate_block(Activation a, const T* f, T* h, std::size
     if (a == Activation::sin) return vfunc(VFunc::sin, f, h, n);
     if (a == Activation::cos) return vfunc(VFunc::cos, f, h, n);
     if (a == Activation::exp) return vfunc(VFunc::exp, f, h, n);
+    // one loop per rule, so that each vectorises (a switch per element does not)
+    const auto each = [&](auto rule) {
+        for (std::size_t i = 0; i < n; ++i) h[i] = rule(f[i]);
+    };
+    switch (a) {
+    case Activation::identity: return each([](T v) { return activate(Activation::identity, v); });
+    case Activation::tanh: return each([](T v) { return activate(Activation::tanh, v); });
+    case Activation::sigmoid: return each([](T v) { return activate(Activation::sigmoid, v); });
+    case Activation::relu: return each([](T v) { return activate(Activation::relu, v); });
+    default: break;
+    }
     for (std::size_t i = 0; i < n; ++i) h[i] = activate(a, f[i]);
 }
 
@@ -52,6 +63,23 @@ void activate_grad_block(Activation a, const T* f, const T* h, T* t, std::size_t
         vfunc(VFunc::sin, f, t, n);
         for (std::size_t i = 0; i < n; ++i) t[i] = -t[i];
         return;
+    }
+    const auto each = [&](auto rule) {
+        for (std::size_t i = 0; i < n; ++i) t[i] = rule(f[i], h[i]);
+    };
+    switch (a) {
+    case Activation::identity:
+        return each([](T, T) { return T(1); });
+    case Activation::exp:
+        return each([relu0](T v, T hv) { return activate_grad(Activation::exp, v, hv, relu0); });
+    case Activation::tanh:
+        return each([relu0](T v, T hv) { return activate_grad(Activation::tanh, v, hv, relu0); });
+    case Activation::sigmoid:
+        return each(
+            [relu0](T v, T hv) { return activate_grad(Activation::sigmoid, v, hv, relu0); });
+    case Activation::relu:
+        return each([relu0](T v, T hv) { return activate_grad(Activation::relu, v, hv, relu0); });
+    default: break;
     }
     for (std::size_t i = 0; i < n; ++i) t[i] = activate_grad(a, f[i], h[i], relu0);
 }
@@ -226,15 +254,69 @@ ToySums toy_sums(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_str
     return s;
 }
 
+// One sample, forward and back, on the stack: the same operations in the same order as
+// toy_sums over a block of one (whose vector functions fall back to the scalar ones for so few
+// samples), so the same bits, without the thread pool, the parts' sums or any allocation.
+inline constexpr std::size_t toy_one_max_L = 32;
+
+template <class T>
+T toy_gradients_one(const ToyChain<T>& c, T x, T y, T* dl_dbeta, T* dl_domega) {
+    const std::size_t L = c.L;
+    T f[toy_one_max_L + 1], h[toy_one_max_L + 1];  // h[k] is h_k, h[0] = x
+    h[0] = x;
+    f[0] = c.beta[0] + c.omega[0] * x;
+    for (std::size_t k = 1; k <= L; ++k) {
+        h[k] = activate(c.activations[k - 1], f[k - 1]);
+        f[k] = c.beta[k] + c.omega[k] * h[k];
+    }
+    const T diff = f[L] - y;
+    const double loss = 0.0 + double(diff) * diff;
+    T g = T(2) * diff;  // dl/df_k, from k = L down
+    for (std::size_t k = L + 1; k-- > 0;) {
+        dl_dbeta[k] = T(0.0 + double(g));  // (sums start from +0: a -0 gradient reads +0)
+        dl_domega[k] = T(0.0 + double(g) * h[k]);
+        if (k == 0) break;
+        const T t = activate_grad(c.activations[k - 1], f[k - 1], h[k], c.relu_grad_at_zero);
+        g = t * (c.omega[k] * g);
+    }
+    return T(loss);
+}
+
 // Loss and parameter gradients only (no per-sample output), in parts on the thread pool.
 template <class T>
 T toy_gradients(const ToyChain<T>& c, const T* x, const T* y, std::size_t y_stride, std::size_t N,
                 T* dl_dbeta, T* dl_domega) {
+    if (N == 1 && c.L <= toy_one_max_L) return toy_gradients_one(c, *x, *y, dl_dbeta, dl_domega);
     std::vector<ToySums> sums(toy_parts(N));
     parallel_for(sums.size(), [&](std::size_t p) {
         sums[p] = toy_sums(c, x, y, y_stride, p * toy_part, std::min(N, (p + 1) * toy_part));
     });
     return combine(sums, c.L, dl_dbeta, dl_domega);
 }
+
+// A chain that holds its activations and parameters (beta then omega, packed), as the MLP's
+// Model does: parsed and checked once, then used by every call.
+template <class T> class Chain {
+  public:
+    Chain(const Activation* activations, std::size_t L, const T* beta, const T* omega)
+        : activations_(activations, activations + L), params_(2 * (L + 1)) {
+        std::copy(beta, beta + L + 1, params_.begin());
+        std::copy(omega, omega + L + 1, params_.begin() + std::ptrdiff_t(L + 1));
+    }
+    std::size_t L() const { return activations_.size(); }
+    const std::vector<Activation>& activations() const { return activations_; }
+    T* beta() { return params_.data(); }
+    T* omega() { return params_.data() + L() + 1; }
+    const T* data() const { return params_.data(); }
+    std::size_t size() const { return params_.size(); }
+    ToyChain<T> view(T relu_grad_at_zero = T(1)) const {
+        return {activations_.data(), L(), params_.data(), params_.data() + L() + 1,
+                relu_grad_at_zero};
+    }
+
+  private:
+    std::vector<Activation> activations_;
+    std::vector<T> params_;
+};
 
 }  // namespace backprop_core
