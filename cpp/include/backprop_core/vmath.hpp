@@ -9,18 +9,18 @@
 #if defined(BACKPROP_CORE_LIBMVEC) && defined(__x86_64__)
 #include <immintrin.h>
 extern "C" {
-__m256d _ZGVdN4v_sin(__m256d);
-__m256d _ZGVdN4v_cos(__m256d);
-__m256d _ZGVdN4v_exp(__m256d);
-__m256 _ZGVdN8v_sinf(__m256);
-__m256 _ZGVdN8v_cosf(__m256);
-__m256 _ZGVdN8v_expf(__m256);
-__m512d _ZGVeN8v_sin(__m512d);
-__m512d _ZGVeN8v_cos(__m512d);
-__m512d _ZGVeN8v_exp(__m512d);
-__m512 _ZGVeN16v_sinf(__m512);
-__m512 _ZGVeN16v_cosf(__m512);
-__m512 _ZGVeN16v_expf(__m512);
+__attribute__((target("avx2"))) __m256d _ZGVdN4v_sin(__m256d);
+__attribute__((target("avx2"))) __m256d _ZGVdN4v_cos(__m256d);
+__attribute__((target("avx2"))) __m256d _ZGVdN4v_exp(__m256d);
+__attribute__((target("avx2"))) __m256 _ZGVdN8v_sinf(__m256);
+__attribute__((target("avx2"))) __m256 _ZGVdN8v_cosf(__m256);
+__attribute__((target("avx2"))) __m256 _ZGVdN8v_expf(__m256);
+__attribute__((target("avx512f"))) __m512d _ZGVeN8v_sin(__m512d);
+__attribute__((target("avx512f"))) __m512d _ZGVeN8v_cos(__m512d);
+__attribute__((target("avx512f"))) __m512d _ZGVeN8v_exp(__m512d);
+__attribute__((target("avx512f"))) __m512 _ZGVeN16v_sinf(__m512);
+__attribute__((target("avx512f"))) __m512 _ZGVeN16v_cosf(__m512);
+__attribute__((target("avx512f"))) __m512 _ZGVeN16v_expf(__m512);
 }
 #define BACKPROP_CORE_VMATH 1
 #endif
