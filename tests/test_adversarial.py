@@ -206,7 +206,7 @@ def test_activations_not_a_list_or_tuple_is_a_type_error(fn, kind):
     (("relu", "softmax", "tanh"), ValueError, "softmax"),
     (("relu", "SIN", "tanh"), ValueError, "SIN"),
     (("relu", " sin", "tanh"), ValueError, "' sin'|\" sin\"| sin"),
-    (("relu", "sin\x00", "tanh"), ValueError, "activations"),
+    (("relu", "sin\x00", "tanh"), ValueError, "sin"),
     (("relu", 5, "tanh"), TypeError, "activations"),
     (("relu", None, "tanh"), TypeError, "activations"),
     (("relu", b"sin", "tanh"), TypeError, "activations"),
@@ -528,7 +528,7 @@ UNINIT_IDS = [cases.add(f"uninit-{how}-{use}", "uninit_probe", how=how, use=use)
               for how in ("new", "subclass", "failed_init") for use in child.uninit_uses()]
 REINIT_IDS = [cases.add(f"reinit-{k}", "reinit_probe", kind=k)
               for k in ("same_dims", "other_dims", "other_dtype", "bad_shapes", "bad_type", "bad_dtype",
-                        "empty", "view_outlives_model", "init_twice_same_object")]
+                        "empty", "view_outlives_model", "init_twice_same_object", "new_then_init")]
 
 
 @pytest.mark.parametrize("pid", UNINIT_IDS)
@@ -558,7 +558,8 @@ CRAFTED_IDS = [cases.add(f"pickle-{mod}.{name}-{v}", "crafted_pickle_probe", mod
                for mod, name in _classes() for v in PICKLE_VARIANTS]
 TRUNCATED_IDS = [cases.add(f"truncated-p{p}-{dt}-{mode}", "truncated_pickle_probe", protocol=p, dtype=dt, mode=mode)
                  for p in (0, 2, 5) for dt in ("float32", "float64") for mode in ("cut", "stop")]
-BAD_STATE_IDS = [cases.add(f"badstate-{v}", "bad_state_probe", variant=v) for v in (
+BAD_STATE_IDS = [cases.add(f"badstate-{v}", "bad_state_probe", group="flip" if v.startswith("flip") else "shared",
+                           variant=v) for v in (
     "args_empty", "args_none", "args_count", "args_rank3", "args_strings", "args_complex", "args_one",
     "state_none", "state_int", "state_str", "state_lists", "state_mismatch", "state_dict", "state_junk_dict",
     "flip_each_byte")]
