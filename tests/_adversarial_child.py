@@ -282,7 +282,7 @@ class ArrayLike:
 
 SEQ_KINDS = (
     "len_big", "len_zero", "len_less", "tuple_len_big", "getitem_mutates", "iter_other",
-    "iter_fewer", "rows_mutate", "appends", "clears", "deletes_other", "raises", "wrong_dtype", "str_dtype",
+    "iter_fewer", "rows_mutate", "cross_appends", "cross_clears", "appends", "clears", "deletes_other", "raises", "wrong_dtype", "str_dtype",
     "wrong_shape", "changes", "shape_changes", "non_array",
 )  # fmt: skip
 ITEM_KINDS = {"appends", "clears", "deletes_other", "raises", "wrong_dtype", "str_dtype",
@@ -348,6 +348,14 @@ def seq_probe(fname: str, target: str, kind: str) -> str:
         if type(got[1]) is not type(want[1]):
             raise AssertionError(f"{what}: {got[1]!r} where the iterated items raise {want[1]!r}")
         return f"same refusal: {got[1]!r}"
+    if kind in ("cross_appends", "cross_clears"):
+        # The target is a tuple whose item 1 mutates *another* list argument while converted.
+        other = "all_biases" if target == "all_weights" else "all_weights"
+        args = with_target(None)
+        seq = list(items)
+        seq[1] = ArrayLike(seq[1], kind.split("_")[1], args[other])
+        args[target] = tuple(seq)
+        return correct_or_clean(lambda: mlp_call(fname, x, y, args), [expected[1]], what)
     if kind == "rows_mutate":  # item 1 a nested list whose rows append to the outer list
         seq = list(items)
         seq[1] = MutatingRows([list(r) for r in items[1]], seq)
@@ -418,6 +426,39 @@ def out_seq_probe(which: int, kind: str) -> str:
     same(r[1 + which], want[1 + which], f"returned out[{which}]")
     same(arrays, want[1 + which], f"the arrays of out[{which}]")
     return "filled"
+
+
+ACT_KINDS = ("len_big", "len_zero", "tuple_len_big", "getitem_mutates", "iter_other", "iter_fewer")
+
+
+def activation_seq_probe(fn: str, kind: str) -> str:
+    """``activations`` a list or tuple subclass that lies: the names iteration gives are used."""
+    B = bc()
+    x = np.array([1.0, -2.0, 0.5, 3.0])
+    beta, omega = np.array([-1.0, 0.5, -0.25, 0.75]), np.array([1.0, -2.0, 1.5, 0.5])
+    args = (x, beta, omega) if fn == "toy_forward" else (x, 0.25, beta, omega)
+
+    def run(acts):
+        return getattr(B, fn)(*args, activations=acts)
+
+    stored = ["relu", "sin", "tanh"]
+    if kind in ("len_big", "len_zero", "tuple_len_big"):
+        base = TupleLenLiar if kind == "tuple_len_big" else LenLiar
+        acts = type(base.__name__, (base,), {"lie": 0 if kind == "len_zero" else 10_000})(stored)
+        same(run(acts), run(tuple(stored)), f"{fn} with activations {kind}")
+        return "same answer"
+    if kind == "getitem_mutates":
+        return correct_or_clean(lambda: run(GetitemMutates(stored)), [run(tuple(stored))], kind, (IndexError,))
+    if kind == "iter_other":
+        class Other(list):
+            def __iter__(self):
+                return iter(["sin", "exp", "cos"])
+
+        same(run(Other(stored)), run(("sin", "exp", "cos")), f"{fn} with activations iterating to others")
+        return "the iterated names"
+    if kind == "iter_fewer":  # two names for three layers: iteration says the chain is too short
+        return raises(ValueError, None, run, IterFewer(stored))
+    raise AssertionError(kind)
 
 
 # ----------------------------------------------------------------------------- threads
