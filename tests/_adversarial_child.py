@@ -270,6 +270,8 @@ class ArrayLike:
             a = a * self.calls
         elif self.how == "shape_changes":
             a = a.copy() if self.calls == 1 else np.ones((9, 9), a.dtype)
+        elif self.how == "shape_changes_1d":
+            a = a.copy() if self.calls == 1 else np.ones(9, a.dtype)
         elif self.how == "non_array":
             return [[1.0]]
         else:
@@ -426,6 +428,66 @@ def out_seq_probe(which: int, kind: str) -> str:
     same(r[1 + which], want[1 + which], f"returned out[{which}]")
     same(arrays, want[1 + which], f"the arrays of out[{which}]")
     return "filled"
+
+
+ARG_KINDS = ("raises", "wrong_dtype", "str_dtype", "changes", "shape_changes", "non_array")
+ARRAY_ARGS = {"toy_backward": ("x", "y", "beta", "omega"), "toy_gradients": ("x", "omega"),
+              "forward": ("net_input",), "gradients": ("net_input", "y"),
+              "MLP.gradients": ("net_input", "y"), "MLP.forward": ("net_input",)}  # fmt: skip
+
+
+def arg_arraylike_probe(fn: str, arg: str, kind: str) -> str:
+    """An array argument given as an array-like whose ``__array__`` misbehaves."""
+    B = bc()
+    if fn.startswith("toy"):
+        args = {"x": np.array([[1.0, -2.0, 0.5, 3.0]]), "y": np.array([[0.5, 1.0, -1.0, 2.0]]),
+                "beta": np.array([[-1.0, 0.5, -0.25, 0.75]]), "omega": np.array([[1.0, -2.0, 1.5, 0.5]])}
+        args = {k: v[0] for k, v in args.items()}  # 1-D, the shapes ArrayLike's kinds distort
+
+        def run(a):
+            if fn == "toy_gradients":
+                return B.toy_gradients(a["x"], 0.5, a["beta"], a["omega"])
+            return B.toy_backward(a["x"], a["y"], a["beta"], a["omega"])
+    else:
+        x, y, W, b = net()
+        args = {"net_input": x, "y": y}
+        m = B.MLP(W, b)
+
+        def run(a):
+            if fn == "forward":
+                return B.forward(a["net_input"], W, b)
+            if fn == "gradients":
+                return B.gradients(a["net_input"], a["y"], W, b)
+            if fn == "MLP.forward":
+                return m.forward(a["net_input"])
+            return m.gradients(a["net_input"], a["y"])
+
+    clean = {k: v.copy() for k, v in args.items()}
+    al = ArrayLike(clean[arg].copy(), kind)
+    if kind == "shape_changes" and al.arr.ndim == 1:
+        al.how = "shape_changes_1d"
+    call = lambda: run({**clean, arg: al})  # noqa: E731
+    what = f"{fn} with {arg} an array-like that {kind}"
+    if kind == "raises":
+        try:
+            call()
+        except Boom:
+            return "Boom passed through"
+        except Exception as e:
+            clean_exception(e)
+            return f"refused: {e!r}"
+        raise AssertionError(f"{what}: a result although __array__ raised")
+    if kind in ("wrong_dtype", "str_dtype"):
+        return raises(TypeError, re.escape(arg), call)
+    if kind == "non_array":
+        return correct_or_clean(call, [], what)
+    r = outcome(call)
+    if r[0] == "raised":
+        clean_exception(r[1])
+        return f"refused: {r[1]!r}"
+    cands = [run({**clean, arg: a}) for a in al.given if outcome(lambda a=a: run({**clean, arg: a}))[0] == "ok"]
+    one_of(r[1], cands, what)
+    return f"an answer of one of {al.calls} conversions"
 
 
 ACT_KINDS = ("len_big", "len_zero", "tuple_len_big", "getitem_mutates", "iter_other", "iter_fewer")
