@@ -776,6 +776,11 @@ def use_all(obj: Any, strict_mlp: bool) -> dict:
     return report
 
 
+def ours(obj: Any) -> bool:
+    """An instance of a backprop_core class (the objects whose every use is tried)."""
+    return type(obj).__module__.startswith("backprop_core")
+
+
 def is_public_mlp(obj: Any) -> bool:
     return isinstance(obj, mlp_class())
 
@@ -940,7 +945,8 @@ def check_loaded(obj: Any, W, b) -> str:
             return "model"
         use_all(obj, strict_mlp=True)
         return "uninitialised model"
-    use_all(obj, strict_mlp=False)
+    if ours(obj):
+        use_all(obj, strict_mlp=False)
     return type(obj).__name__
 
 
@@ -1046,7 +1052,8 @@ def safe_use(obj: Any) -> str:
             return "model"
         use_all(obj, strict_mlp=True)
         return "uninitialised model"
-    use_all(obj, strict_mlp=False)
+    if ours(obj):
+        use_all(obj, strict_mlp=False)
     return type(obj).__name__
 
 
