@@ -655,7 +655,3 @@ HUGE_IDS = [cases.add(f"huge-{k}", "huge_probe", group="huge", timeout=20, kind=
 @pytest.mark.parametrize("pid", HUGE_IDS)
 def test_impossible_sizes_raise_memory_or_value_error(pid):
     cases.check(pid)
-
-
-def test_at_least_two_hundred_cases():
-    assert len(cases.RUNNER.probes) >= 200
