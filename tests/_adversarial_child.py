@@ -1057,6 +1057,53 @@ def safe_use(obj: Any) -> str:
     return type(obj).__name__
 
 
+def core_handle_probe(cls_name: str) -> dict:
+    """A native class of ``backprop_core._core`` made without its constructor (``__new__``, or a
+    crafted pickle) and handed to every native function, also by a pickle that calls them: clean
+    exceptions, never a crash. (A pickle can call any importable function, so the private core
+    is reachable from a crafted pickle.)"""
+    core = bc()._core
+    cls = getattr(core, cls_name)
+    made = outcome(lambda: cls.__new__(cls))
+    if made[0] == "raised":
+        clean_exception(made[1])
+        return {"__new__": f"refused: {type(made[1]).__name__}"}
+    h = made[1]
+    x, y, W, b = net()
+    out = ([np.empty_like(w) for w in W], [np.empty_like(v) for v in b])
+    tried = {}
+    arg_sets = [(), (True,), (False,), (x,), (x, y), (x, y, 1.0), (x, y, 1.0, None), (x, y, 1.0, out),
+                (W, b), (x, W, b)]  # fmt: skip
+    for fname in sorted(dir(core)):
+        f = getattr(core, fname)
+        if fname.startswith("_") or isinstance(f, type) or not callable(f):
+            continue
+        for extra in arg_sets:
+            r = outcome(lambda f=f, extra=extra: f(h, *extra))
+            if r[0] == "raised":
+                if isinstance(r[1], SystemError):
+                    raise AssertionError(f"{fname}(<{cls_name} made by __new__>, ...): SystemError: {r[1]}")
+                tried[f"{fname}/{len(extra)}"] = type(r[1]).__name__
+            else:
+                tried[f"{fname}/{len(extra)}"] = "returned"
+        data = (f"\x80\x02cbackprop_core._core\n{fname}\ncbackprop_core._core\n{cls_name}\n)\x81\x85R."
+                .encode("latin1"))
+        r = outcome(lambda data=data: pickle.loads(data))
+        if r[0] == "raised" and isinstance(r[1], SystemError):
+            raise AssertionError(f"a pickle calling {fname} on a bare {cls_name}: SystemError {r[1]}")
+        tried[f"pickle:{fname}"] = "returned" if r[0] == "ok" else type(r[1]).__name__
+    MLP = mlp_class()
+    if MLP is not cls:  # the public model holding the bare handle: every use refuses cleanly
+        m = MLP.__new__(MLP)
+        if outcome(lambda: setattr(m, "_handle", h))[0] == "ok":
+            tried["MLP holding it"] = use_all(m, strict_mlp=False)
+    for name, use in uses(h, x, y).items():
+        r = outcome(use)
+        if r[0] == "raised" and isinstance(r[1], (SystemError, AssertionError)):
+            raise AssertionError(f"{name} of a bare {cls_name}: {type(r[1]).__name__}: {r[1]}")
+    return tried
+
+
 # ----------------------------------------------------------------------------- fork
 
 

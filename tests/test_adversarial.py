@@ -589,12 +589,16 @@ BAD_STATE_IDS = [cases.add(f"badstate-{v}", "bad_state_probe", group="flip" if v
     "flip_each_byte")]
 
 
+CORE_CLASSES = sorted(n for n, o in vars(importlib.import_module("backprop_core._core")).items() if isinstance(o, type))
+CORE_HANDLE_IDS = [cases.add(f"core-handle-{n}", "core_handle_probe", cls_name=n) for n in CORE_CLASSES]
+
+
 def test_the_issues_twenty_byte_pickle_is_among_the_cases():
     assert "pickle-backprop_core._core.MLP-newobj" in CRAFTED_IDS
     assert child.crafted_pickles("backprop_core._core", "MLP")["newobj"] == b"\x80\x02cbackprop_core._core\nMLP\n)\x81."
 
 
-@pytest.mark.parametrize("pid", CRAFTED_IDS + TRUNCATED_IDS + BAD_STATE_IDS)
+@pytest.mark.parametrize("pid", CRAFTED_IDS + TRUNCATED_IDS + BAD_STATE_IDS + CORE_HANDLE_IDS)
 def test_crafted_and_truncated_pickles(pid):
     cases.check(pid)
 
