@@ -221,6 +221,12 @@ class IterOther(list):
             yield list.__getitem__(self, i) * 2
 
 
+class IterRaises(list):
+    def __iter__(self):
+        yield list.__getitem__(self, 0)
+        raise Boom("__iter__ refused")
+
+
 class IterFewer(list):
     def __iter__(self):
         for i in range(list.__len__(self) - 1):
@@ -284,7 +290,7 @@ class ArrayLike:
 
 SEQ_KINDS = (
     "len_big", "len_zero", "len_less", "tuple_len_big", "getitem_mutates", "iter_other",
-    "iter_fewer", "rows_mutate", "cross_appends", "cross_clears", "appends", "clears", "deletes_other", "raises", "wrong_dtype", "str_dtype",
+    "iter_fewer", "iter_raises", "self_reference", "rows_mutate", "cross_appends", "cross_clears", "appends", "clears", "deletes_other", "raises", "wrong_dtype", "str_dtype",
     "wrong_shape", "changes", "shape_changes", "non_array",
 )  # fmt: skip
 ITEM_KINDS = {"appends", "clears", "deletes_other", "raises", "wrong_dtype", "str_dtype",
@@ -350,6 +356,23 @@ def seq_probe(fname: str, target: str, kind: str) -> str:
         if type(got[1]) is not type(want[1]):
             raise AssertionError(f"{what}: {got[1]!r} where the iterated items raise {want[1]!r}")
         return f"same refusal: {got[1]!r}"
+    if kind == "iter_raises":
+        try:
+            mlp_call(fname, x, y, with_target(IterRaises(items)))
+        except Boom:
+            return "Boom passed through"
+        except Exception as e:
+            clean_exception(e)
+            return f"refused: {e!r}"
+        raise AssertionError(f"{what}: a result although iterating raised")
+    if kind == "self_reference":  # item 1 is the list itself
+        seq = list(items)
+        seq[1] = seq
+        r = outcome(lambda: mlp_call(fname, x, y, with_target(seq)))
+        if r[0] == "ok":
+            raise AssertionError(f"{what}: a result from a list that contains itself")
+        clean_exception(r[1], (RecursionError,))
+        return f"refused: {type(r[1]).__name__}"
     if kind in ("cross_appends", "cross_clears"):
         # The target is a tuple whose item 1 mutates *another* list argument while converted.
         other = "all_biases" if target == "all_weights" else "all_weights"
@@ -633,6 +656,31 @@ def race_probe(kind: str, duration: float = 0.6) -> dict:
 
         return _race(duration, lambda: m.gradients(x, y), mutate,
                      lambda r: one_of(r, [want, new], kind))
+    if kind == "concurrent_different_inputs":
+        # Several threads share one model and the free functions, each with its own batch size
+        # (other block plans and scratch sizes): each gets its own answer.
+        batches = [(x[:, :n].copy(), y[:, :n].copy()) for n in (1, 7, 300, 2000, 1500)]
+        wants = [B.gradients(xb, yb, W, b) for xb, yb in batches]
+        errors: list = []
+
+        def worker(i):
+            try:
+                for rep in range(6):
+                    xb, yb = batches[(i + rep) % len(batches)]
+                    want = wants[(i + rep) % len(batches)]
+                    same(m.gradients(xb, yb), want, f"thread {i} model")
+                    same(B.gradients(xb, yb, W, b), want, f"thread {i} free")
+            except Exception as e:
+                errors.append(e)
+
+        ts = [threading.Thread(target=worker, args=(i,)) for i in range(5)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        if errors:
+            raise errors[0]
+        return {"threads": len(ts)}
     if kind == "write_same_weights":
         def mutate(i):
             for v in m.weights + m.biases:
@@ -1212,6 +1260,20 @@ def env_probe() -> dict:
 
 
 # ----------------------------------------------------------------------------- huge shapes
+
+
+def many_layers_probe(layers: int) -> str:
+    """A deep, narrow network (no recursion may follow the depth): the reference's exact bits."""
+    B = bc()
+    W = [np.ones((1, 1)) for _ in range(layers)]
+    b = [np.zeros((1, 1)) for _ in range(layers)]
+    x, y = np.array([[1.0, 2.0, -1.0]]), np.array([[0.0, 1.0, 0.0]])
+    from backprop_core import reference as ref
+
+    same(B.gradients(x, y, W, b), ref.gradients(x, y, W, b), "gradients")
+    same(B.forward(x, W, b), ref.forward(x, W, b), "forward")
+    same(B.MLP(W, b).gradients(x, y), ref.gradients(x, y, W, b), "model")
+    return "reference bits"
 
 
 def huge_probe(kind: str) -> str:
