@@ -564,6 +564,7 @@ def _race(duration: float, main_call, mutate, check) -> dict:
             errors.append(e)
 
     t = threading.Thread(target=mutator)
+    sys.setswitchinterval(1e-5)  # the GIL changes hands often: more interleavings per second
     t.start()
     calls = refused = 0
     answers: dict = {}
@@ -581,6 +582,7 @@ def _race(duration: float, main_call, mutate, check) -> dict:
     finally:
         stop.set()
         t.join()
+        sys.setswitchinterval(0.005)
     if errors:
         raise AssertionError(f"the mutating thread failed: {errors[0]!r}")
     if calls == refused:
@@ -1222,6 +1224,63 @@ def fork_probe(busy: str, timeout: float = 10.0) -> dict:
         raise AssertionError(f"the forked child failed (exit {os.WEXITSTATUS(status)}; see stderr)")
     same(B.gradients(x, y, W, b), want_big, "parent after the fork")
     return {"child": "exit 0"}
+
+
+# ----------------------------------------------------------------------------- unaligned memory
+
+
+def unaligned(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous, writeable copy of ``a`` one byte past an aligned address."""
+    buf = bytearray(a.nbytes + 1)
+    u = np.frombuffer(buf, dtype=a.dtype, offset=1, count=a.size).reshape(a.shape)
+    u[...] = a
+    assert not u.flags.aligned and u.flags.c_contiguous and u.flags.writeable
+    return u
+
+
+UNALIGNED_FNS = ("toy_forward", "toy_backward", "toy_gradients", "forward", "backward", "gradients",
+                 "MLP", "MLP.forward", "MLP.gradients", "MLP.gradients(out)")  # fmt: skip
+
+
+def unaligned_probe(fn: str, dtype: str) -> str:
+    """Misaligned (but C-contiguous, native) arrays, large enough for the vector and BLAS paths:
+    the same bits as aligned copies, never a fault."""
+    B = bc()
+    dt = np.dtype(dtype)
+    if fn.startswith("toy"):
+        x = np.linspace(-3, 3, 20_001).astype(dt)
+        y = np.cos(x).astype(dt)
+        beta, omega = np.array([0.1, 0.2, 0.3, 0.4], dt), np.array([1.0, -0.5, 0.25, 2.0], dt)
+        run = {"toy_forward": lambda x, y, bt, om: B.toy_forward(x, bt, om),
+               "toy_backward": lambda x, y, bt, om: B.toy_backward(x, y, bt, om),
+               "toy_gradients": lambda x, y, bt, om: B.toy_gradients(x, y, bt, om)}[fn]
+        args = (x, y, beta, omega)
+        same(run(*[unaligned(a) for a in args]), run(*args), f"{fn} on unaligned arrays")
+        return "same bits"
+    x, y, W, b = net(BIG, 1500, dt, 6)
+    if fn == "forward":
+        got, want = B.forward(unaligned(x), [unaligned(w) for w in W], [unaligned(v) for v in b]), B.forward(x, W, b)
+    elif fn == "gradients":
+        got = B.gradients(unaligned(x), unaligned(y), [unaligned(w) for w in W], [unaligned(v) for v in b])
+        want = B.gradients(x, y, W, b)
+    elif fn == "backward":
+        _, f, h = B.forward(x, W, b)
+        got = B.backward([unaligned(w) for w in W], [unaligned(v) for v in b], [unaligned(a) for a in f],
+                         [unaligned(a) for a in h], unaligned(y))
+        want = B.backward(W, b, f, h, y)
+    elif fn == "MLP":
+        m = B.MLP([unaligned(w) for w in W], [unaligned(v) for v in b])
+        got, want = m.gradients(x, y), B.gradients(x, y, W, b)
+    elif fn == "MLP.forward":
+        got, want = B.MLP(W, b).forward(unaligned(x)), B.forward(x, W, b)
+    elif fn == "MLP.gradients":
+        got, want = B.MLP(W, b).gradients(unaligned(x), unaligned(y)), B.gradients(x, y, W, b)
+    else:
+        out = ([unaligned(np.zeros_like(w)) for w in W], [unaligned(np.zeros_like(v)) for v in b])
+        got, want = B.MLP(W, b).gradients(x, y, out=out), B.gradients(x, y, W, b)
+        same(list(out), [want[1], want[2]], "the unaligned out arrays")
+    same(got, want, f"{fn} on unaligned arrays")
+    return "same bits"
 
 
 # ----------------------------------------------------------------------------- thread settings

@@ -695,10 +695,17 @@ def test_odd_thread_settings(key):
         assert r["threads"] == int(value), f"{value!r}: Python accepted it, the core uses {r['threads']} threads"
 
 
+UNALIGNED_IDS = [cases.add(f"unaligned-{fn}-{dt}", "unaligned_probe", fn=fn, dtype=dt)
+                 for fn in child.UNALIGNED_FNS for dt in ("float32", "float64")]
 DEEP_IDS = [cases.add(f"deep-{n}-layers", "many_layers_probe", layers=n) for n in (1000, 20000)]
 HUGE_IDS = [cases.add(f"huge-{k}", "huge_probe", group="huge", timeout=20, kind=k) for k in child.HUGE_KINDS]
 
 
 @pytest.mark.parametrize("pid", HUGE_IDS + DEEP_IDS)
 def test_impossible_sizes_raise_memory_or_value_error(pid):
+    cases.check(pid)
+
+
+@pytest.mark.parametrize("pid", UNALIGNED_IDS)
+def test_unaligned_arrays_give_the_same_bits(pid):
     cases.check(pid)
