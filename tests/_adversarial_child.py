@@ -280,6 +280,9 @@ class ArrayLike:
             a = a.copy() if self.calls == 1 else np.ones(9, a.dtype)
         elif self.how == "non_array":
             return [[1.0]]
+        elif self.how == "callback":
+            self.callback()
+            a = a.copy()
         else:
             raise AssertionError(self.how)
         self.given.append(np.array(a, copy=True) if isinstance(a, np.ndarray) else a)
@@ -453,7 +456,8 @@ def out_seq_probe(which: int, kind: str) -> str:
     return "filled"
 
 
-ARG_KINDS = ("raises", "wrong_dtype", "str_dtype", "changes", "shape_changes", "non_array")
+ARG_KINDS = ("raises", "wrong_dtype", "str_dtype", "changes", "shape_changes", "non_array", "reenters",
+             "reinit_model")
 ARRAY_ARGS = {"toy_backward": ("x", "y", "beta", "omega"), "toy_gradients": ("x", "omega"),
               "forward": ("net_input",), "gradients": ("net_input", "y"),
               "MLP.gradients": ("net_input", "y"), "MLP.forward": ("net_input",)}  # fmt: skip
@@ -487,6 +491,24 @@ def arg_arraylike_probe(fn: str, arg: str, kind: str) -> str:
 
     clean = {k: v.copy() for k, v in args.items()}
     al = ArrayLike(clean[arg].copy(), kind)
+    if kind in ("reenters", "reinit_model"):
+        if kind == "reinit_model" and not fn.startswith("MLP"):
+            kind = "reenters"  # no model to re-initialise: re-enter instead
+        al.how = "callback"
+        first = outcome(lambda: run(clean))
+        if kind == "reenters":  # converting the argument runs the same call, on clean arguments
+            al.callback = lambda: same(run(clean), first[1], "the re-entrant call")
+            cands = [first[1]]
+        else:  # converting net_input re-initialises the model (other widths, other dtype)
+            x2, y2, W2, b2 = net((3, 5, 2), 6, np.float32, 11)
+            al.callback = lambda: m.__init__(W2, b2)
+            cands = [first[1]]
+            m2 = B.MLP(W2, b2)
+            second = outcome(lambda: (m2.forward if fn == "MLP.forward" else m2.gradients)(
+                *([clean["net_input"].astype(np.float32)] + ([] if fn == "MLP.forward" else [clean["y"].astype(np.float32)]))))
+            if second[0] == "ok":
+                cands.append(second[1])
+        return correct_or_clean(lambda: run({**clean, arg: al}), cands, f"{fn} with {arg} {kind}")
     if kind == "shape_changes" and al.arr.ndim == 1:
         al.how = "shape_changes_1d"
     call = lambda: run({**clean, arg: al})  # noqa: E731
@@ -849,6 +871,14 @@ def uninit_probe(how: str, use: str) -> str:
         if made[0] == "raised":  # refusing to make it at all is as good
             return raises(TypeError, "__init__", Sub)
         m = made[1]
+    elif how == "deleted_handle":  # a live model whose private state a user deleted
+        m = MLP(*net()[2:])
+        state = [n for n in getattr(MLP, "__slots__", ()) if n != "__weakref__"] or list(vars(m))
+        for n in state:
+            try:
+                delattr(m, n)
+            except (AttributeError, TypeError):
+                return "its state cannot be deleted"
     elif how == "failed_init":
         m = MLP.__new__(MLP)
         try:
@@ -930,6 +960,13 @@ def reinit_probe(kind: str) -> str:
         m.__init__(W, b)
         same(m.gradients(x, y), B.gradients(x, y, W, b), "gradients of MLP.__new__ then __init__")
         return "made"
+    if kind in ("copy", "deepcopy"):
+        m2 = (copy.copy if kind == "copy" else copy.deepcopy)(m)
+        same(m2.gradients(x, y), m.gradients(x, y), "the copy's gradients")
+        for v in m2.weights + m2.biases:
+            v[...] = 0.0
+        same(m.gradients(x, y), B.gradients(x, y, W, b), "the original after zeroing the copy")
+        return "independent copy"
     if kind == "view_outlives_model":
         v = m.weights[1]
         bview = m.biases[2]

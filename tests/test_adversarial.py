@@ -591,10 +591,10 @@ def test_threads_that_replace_or_free_buffers(pid):
 
 
 UNINIT_IDS = [cases.add(f"uninit-{how}-{use}", "uninit_probe", how=how, use=use)
-              for how in ("new", "subclass", "failed_init") for use in child.uninit_uses()]
+              for how in ("new", "subclass", "failed_init", "deleted_handle") for use in child.uninit_uses()]
 REINIT_IDS = [cases.add(f"reinit-{k}", "reinit_probe", kind=k)
               for k in ("same_dims", "other_dims", "other_dtype", "bad_shapes", "bad_type", "bad_dtype",
-                        "empty", "view_outlives_model", "init_twice_same_object", "new_then_init")]
+                        "empty", "view_outlives_model", "init_twice_same_object", "new_then_init", "copy", "deepcopy")]
 
 
 @pytest.mark.parametrize("pid", UNINIT_IDS)
