@@ -521,6 +521,63 @@ def test_out_may_be_another_models_parameters():
     child.same(m1.weights, got[1], "the other model received the gradients")
 
 
+# ----------------------------------------------------------------------------- NaN and Inf
+
+
+def nonfinite_pattern(result):
+    """Where the NaNs, +infs and -infs are, result by result (the README promises the reference's)."""
+    out = []
+
+    def walk(v):
+        if isinstance(v, (list, tuple)):
+            for u in v:
+                walk(u)
+        else:
+            a = np.asarray(v)
+            out.append((a.shape, np.packbits(np.isnan(a)).tobytes(), np.packbits(np.isposinf(a)).tobytes(),
+                        np.packbits(np.isneginf(a)).tobytes()))
+
+    walk(result)
+    return out
+
+
+NONFINITE = [(fn, where, val, "small") for fn in ("gradients", "forward", "backward", "MLP.gradients")
+             for where in ("x", "W0", "W1", "b1", "y") for val in (np.nan, np.inf, -np.inf)]
+NONFINITE += [(fn, where, val, "large") for fn in ("gradients", "MLP.gradients")  # the blocked pass
+              for where in ("x", "W1", "y") for val in (np.nan, -np.inf)]
+
+
+@pytest.mark.parametrize("fn,where,val,size", NONFINITE, ids=[f"{f}-{w}-{v}-{s}" for f, w, v, s in NONFINITE])
+def test_nan_and_inf_land_where_the_reference_puts_them(fn, where, val, size):
+    dims, N = ((3, 6, 5, 2), 5) if size == "small" else ((32, 128, 128, 4), 3000)
+    x, y, W, b = child.net(dims, N, seed=3)
+    {"x": x, "W0": W[0], "W1": W[1], "b1": b[1], "y": y}[where].flat[1] = val
+    with np.errstate(all="ignore"):
+        if fn == "backward":
+            _, f, h = ref.forward(x, W, b)
+            got, want = bc.backward(W, b, f, h, y), ref.backward(W, b, f, h, y)
+        elif fn == "forward":
+            got, want = bc.forward(x, W, b), ref.forward(x, W, b)
+        else:
+            got = bc.gradients(x, y, W, b) if fn == "gradients" else bc.MLP(W, b).gradients(x, y)
+            want = ref.gradients(x, y, W, b)
+    assert nonfinite_pattern(got) == nonfinite_pattern(want)
+
+
+TOY_CHAINS = [("sin", "exp", "cos"), ("relu", "tanh", "sigmoid"), ("exp", "exp", "identity"), ("relu", "relu", "relu")]
+
+
+@pytest.mark.parametrize("fn", TOY_FUNCS)
+@pytest.mark.parametrize("acts", TOY_CHAINS, ids="-".join)
+def test_toy_nan_and_inf_land_where_the_reference_puts_them(fn, acts):
+    x = np.array([2.3, np.nan, np.inf, -np.inf, 400.0, -800.0, 0.0])
+    beta, omega = np.array([1.0, 2, -3, 0.4]), np.array([0.1, -0.4, 2.0, 3.0])
+    args = (x, beta, omega) if fn == "toy_forward" else (x, 2.0, beta, omega)
+    with np.errstate(all="ignore"):
+        got, want = getattr(bc, fn)(*args, activations=acts), getattr(ref, fn)(*args, activations=acts)
+    assert nonfinite_pattern(got) == nonfinite_pattern(want)
+
+
 # ----------------------------------------------------------------------------- gradcheck's options
 
 GRADCHECK_BAD = [("eps", 0.0, ValueError), ("eps", -1e-6, ValueError), ("eps", np.nan, ValueError),
