@@ -568,6 +568,50 @@ def activation_seq_probe(fn: str, kind: str) -> str:
     raise AssertionError(kind)
 
 
+GRADCHECK_TARGETS = ("all_weights", "all_biases", "grads[0]", "grads[1]", "activations")
+
+
+def gradcheck_seq_probe(target: str, kind: str) -> str:
+    """gradcheck's list arguments lie too: its report is that of the items iteration gives."""
+    B = bc()
+    if target == "activations":
+        x, y = np.array([1.0, -2.0, 0.5]), np.array([0.5, 0.0, 1.0])
+        kw = {"beta": np.array([-1.0, 0.5, -0.25, 0.75]), "omega": np.array([1.0, -2.0, 1.5, 0.5]),
+              "activations": ["relu", "sin", "tanh"]}  # fmt: skip
+    else:
+        x, y, W, b = net()
+        g = B.gradients(x, y, W, b)
+        kw = {"all_weights": W, "all_biases": b, "grads": (list(g[1]), list(g[2]))}
+
+    def report(args):
+        r = outcome(lambda: B.gradcheck(x, y, **args))
+        if r[0] == "raised":
+            return ("raised", type(r[1]).__name__)
+        return ("report", bool(r[1].ok), list(r[1].failures), len(r[1].rows))
+
+    def put(args, seq):
+        args = dict(args)
+        if target.startswith("grads"):
+            i = int(target[6])
+            args["grads"] = tuple(seq if j == i else args["grads"][j] for j in range(2))
+        else:
+            args[target] = seq
+        return args
+
+    items = list(kw["grads"][int(target[6])] if target.startswith("grads") else kw[target])
+    if kind == "iter_other":
+        seq = IterOther(items) if target != "activations" else type("Other", (list,), {
+            "__iter__": lambda self: iter(["sin", "exp", "cos"])})(items)
+    else:
+        lie = 0 if kind == "len_zero" else 10_000
+        seq = type("LenLiar", (LenLiar,), {"lie": lie})(items)
+    want = report(put(kw, list(iter(seq))))
+    got = report(put(kw, seq))
+    if got != want:
+        raise AssertionError(f"gradcheck with {target} = {kind}: {got} where the iterated items give {want}")
+    return str(got)
+
+
 # ----------------------------------------------------------------------------- threads
 
 

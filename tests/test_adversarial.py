@@ -624,11 +624,13 @@ SEQ_IDS = [cases.add(f"seq-{fn}-{t}-{k}", "seq_probe", fname=fn, target=t, kind=
            for fn, ts in SEQ_FUNCS.items() for t in ts for k in child.SEQ_KINDS]
 ARG_LIKE_IDS = [cases.add(f"arraylike-{fn}-{arg}-{k}", "arg_arraylike_probe", fn=fn, arg=arg, kind=k)
                 for fn, names in child.ARRAY_ARGS.items() for arg in names for k in child.ARG_KINDS]
+GRADCHECK_SEQ_IDS = [cases.add(f"gradcheck-{t}-{k}", "gradcheck_seq_probe", target=t, kind=k)
+                     for t in child.GRADCHECK_TARGETS for k in ("len_big", "len_zero", "iter_other")]
 OUT_SEQ_IDS = [cases.add(f"outseq-{w}-{k}", "out_seq_probe", which=w, kind=k)
                for w in (0, 1) for k in ("len_big", "len_zero", "tuple_len_big", "getitem_mutates")]
 
 
-@pytest.mark.parametrize("pid", SEQ_IDS + OUT_SEQ_IDS + ARG_LIKE_IDS)
+@pytest.mark.parametrize("pid", SEQ_IDS + OUT_SEQ_IDS + ARG_LIKE_IDS + GRADCHECK_SEQ_IDS)
 def test_lying_and_mutating_sequences(pid):
     cases.check(pid)
 
