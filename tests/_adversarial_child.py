@@ -1238,7 +1238,7 @@ def core_handle_probe(cls_name: str) -> dict:
 # ----------------------------------------------------------------------------- fork
 
 
-def fork_probe(busy: str, timeout: float = 10.0) -> dict:
+def fork_probe(busy: str, timeout: float = 20.0) -> dict:
     """os.fork() while another thread is inside a large call; the child uses the same model and
     the free functions (small and large calls) and must exit 0 within ``timeout``."""
     B = bc()
@@ -1273,12 +1273,19 @@ def fork_probe(busy: str, timeout: float = 10.0) -> dict:
     pid = os.fork()
     if pid == 0:  # the child: only this thread exists
         code = 0
+        # Stuck? Print where (every thread's stack) and exit 4 before the parent gives up.
+        faulthandler.dump_traceback_later(timeout - 3, exit=False)
+        t0 = time.monotonic()
         try:
-            same(m.gradients(xs, ys), want_model, "child: model.gradients")
-            same(B.gradients(xs, ys, W, b), want_small, "child: gradients (small)")
-            same(B.gradients(x, y, W, b), want_big, "child: gradients (large, the pool)")
-            same(B.toy_gradients(tx, 0.3, beta, omega), want_toy, "child: toy_gradients (large)")
-            same(m.gradients(x, y), want_big, "child: model.gradients (large)")
+            for step, fn, want in (
+                ("model.gradients (small)", lambda: m.gradients(xs, ys), want_model),
+                ("gradients (small)", lambda: B.gradients(xs, ys, W, b), want_small),
+                ("gradients (large, the pool)", lambda: B.gradients(x, y, W, b), want_big),
+                ("toy_gradients (large)", lambda: B.toy_gradients(tx, 0.3, beta, omega), want_toy),
+                ("model.gradients (large)", lambda: m.gradients(x, y), want_big),
+            ):
+                print(f"fork child: {step} at {time.monotonic() - t0:.2f} s", file=sys.stderr, flush=True)
+                same(fn(), want, "child: " + step)
         except BaseException:
             traceback.print_exc()
             code = 3
