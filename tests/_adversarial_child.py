@@ -21,6 +21,7 @@ import json
 import os
 import pickle
 import re
+import signal
 import sys
 import threading
 import time
@@ -1273,8 +1274,10 @@ def fork_probe(busy: str, timeout: float = 20.0) -> dict:
     pid = os.fork()
     if pid == 0:  # the child: only this thread exists
         code = 0
-        # Stuck? Print where (every thread's stack) and exit 4 before the parent gives up.
-        faulthandler.dump_traceback_later(timeout - 3, exit=False)
+        # Stuck? On SIGUSR1 (from the parent, before it gives up) print the stack, even from
+        # inside native code. (Not dump_traceback_later: its watchdog thread did not survive the
+        # fork, and re-arming it waits for that thread forever.)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         t0 = time.monotonic()
         try:
             for step, fn, want in (
@@ -1303,6 +1306,8 @@ def fork_probe(busy: str, timeout: float = 20.0) -> dict:
     stop.set()
     t.join()
     if status is None:
+        os.kill(pid, signal.SIGUSR1)
+        time.sleep(1.0)
         os.kill(pid, 9)
         os.waitpid(pid, 0)
         raise AssertionError(f"the forked child hung (killed after {timeout} s)")
