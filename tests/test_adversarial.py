@@ -746,6 +746,8 @@ def test_odd_thread_settings(key):
         assert warned, f"{value!r}: no RuntimeWarning"
     if key in VALID:
         assert not warned and r["threads"] == int(value), (warned, r["threads"])
+    elif key in HUGE and warned and r["threads"] != default["threads"]:  # capped, as Python said
+        assert 1 <= r["threads"] <= 4096 and f"uses {r['threads']} threads" in warned[0], (warned, r["threads"])
     elif warned:  # ignored: the core uses its default, as Python said
         assert r["threads"] == default["threads"], f"Python warned {value!r} is ignored, the core uses {r['threads']} threads"
     elif key in HUGE:
