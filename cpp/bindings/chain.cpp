@@ -180,9 +180,9 @@ py::object gradients_general(py::handle handle, Args& args, double c, py::handle
         for (int i = 0; i < 2; ++i) {
             PyObject* a = PyTuple_GET_ITEM(out.ptr(), i);
             if (float_kind(a) != int(sizeof(T)))
-                type_error(std::string(names[i]) + ": expected a C-contiguous numpy array of dtype " +
+                type_error(std::string(names[i]) + ": expected a C-contiguous, aligned numpy array of dtype " +
                            (sizeof(T) == 4 ? "float32" : "float64") + " (the chain's), got " +
-                           py::str(py::repr(a)).cast<std::string>().substr(0, 60));
+                           describe(a));
             if (!is_out_array<T>(a, L + 1))
                 value_error(std::string(names[i]) + ": expected a writeable array of shape " +
                             chain_shape(L) + ", got shape " +

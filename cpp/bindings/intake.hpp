@@ -50,7 +50,7 @@ inline std::vector<py::object> items_of(py::handle seq, const char* name,
     return items;
 }
 
-// 4 or 8 for an exact ndarray of native float32 / float64 that is C-contiguous; -1 for a Python
+// 4 or 8 for an exact ndarray of native float32 / float64 that is C-contiguous and aligned; -1 for a Python
 // float (weak: it takes the call's dtype); 0 for anything else.
 inline int float_kind(py::handle h) {
     if (PyFloat_CheckExact(h.ptr())) return -1;
@@ -58,7 +58,8 @@ inline int float_kind(py::handle h) {
         py::object(py::module_::import("numpy").attr("ndarray")).release().ptr());
     if (Py_TYPE(h.ptr()) != ndarray) return 0;  // subclasses (masked arrays...) go to the policy
     const auto a = py::reinterpret_borrow<py::array>(h);
-    if (!(a.flags() & py::array::c_style)) return 0;
+    constexpr int aligned = 0x0100;  // NPY_ARRAY_ALIGNED: misaligned data would be undefined
+    if (!(a.flags() & py::array::c_style) || !(a.flags() & aligned)) return 0;  // behaviour
     const py::dtype d = a.dtype();
     static const int f32 = py::dtype::of<float>().num(), f64 = py::dtype::of<double>().num();
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
@@ -67,6 +68,16 @@ inline int float_kind(py::handle h) {
     if (d.byteorder() == '>') return 0;
 #endif
     return d.num() == f32 ? 4 : d.num() == f64 ? 8 : 0;
+}
+
+// What an object is, for messages: "a float64 array (not C-contiguous, not aligned)", "a list".
+inline std::string describe(py::handle h) {
+    if (!py::isinstance<py::array>(h)) return "a " + type_name(h);
+    const auto a = py::reinterpret_borrow<py::array>(h);
+    std::string s = "a " + std::string(py::str(a.dtype())) + " " + type_name(h);
+    if (!(a.flags() & py::array::c_style)) s += " (not C-contiguous)";
+    if (!(a.flags() & 0x0100)) s += " (not aligned)";
+    return s;
 }
 
 // An input of dtype T: an array, or a Python float held by value.

@@ -292,9 +292,9 @@ Grads<T> grads_into(py::handle out, const Handle<T>& h, std::vector<Span> spans)
         for (std::size_t k = 0; k < layers; ++k) {
             const auto name = [&] { return item(list, k); };
             if (float_kind(items[k]) != int(sizeof(T)))
-                type_error(name() + ": expected a C-contiguous numpy array of dtype " +
+                type_error(name() + ": expected a C-contiguous, aligned numpy array of dtype " +
                            (sizeof(T) == 4 ? "float32" : "float64") + " (the model's), got " +
-                           std::string(py::str(py::repr(items[k])).cast<std::string>().substr(0, 60)));
+                           describe(items[k]));
             In<T> a;
             a.a = py::reinterpret_borrow<py::array>(items[k]);
             const std::size_t rows = d[k + 1], cols = which ? 1 : d[k];

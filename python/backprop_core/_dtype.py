@@ -80,7 +80,8 @@ def as_array(value: Any, dtype: np.dtype, name: str = "an argument") -> np.ndarr
             f"{name}: cannot convert an array of shape {a.shape} and dtype {a.dtype} to {dtype}: "
             f"{a.size * dtype.itemsize} bytes is more than an array can hold"
         )
-    return np.asarray(a, dtype=dtype, order="C")
+    # C-contiguous and aligned (np.asarray keeps a misaligned array as it is)
+    return np.require(np.asarray(a, dtype=dtype, order="C"), requirements=["C", "A"])
 
 
 def as_arrays(values: Sequence[Any], dtype: np.dtype, name: str = "a list") -> list[np.ndarray]:

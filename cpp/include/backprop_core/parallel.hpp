@@ -168,11 +168,24 @@ class Pool {
     unsigned busy_ = 0;  // workers inside a job
 };
 
+// Guards making the pool. A fork while another thread holds it would leave it locked in the
+// child, which then waits forever on its first large call: fork handlers take it around fork().
+inline std::mutex& pool_mutex() {
+    static std::mutex make;
+    return make;
+}
+
 // The process's pool, made on first use; never destroyed, so no thread is joined at exit.
 inline Pool* pool() {
-    static std::mutex make;
+#if defined(__unix__) || defined(__APPLE__)
+    static const bool handlers = (pthread_atfork([] { pool_mutex().lock(); },
+                                                 [] { pool_mutex().unlock(); },
+                                                 [] { pool_mutex().unlock(); }),
+                                  true);
+    (void)handlers;
+#endif
     static Pool* current = nullptr;
-    std::lock_guard<std::mutex> lk(make);
+    std::lock_guard<std::mutex> lk(pool_mutex());
     if (current == nullptr || current->pid() != process_id()) {  // a forked child has no workers
         current = new (std::nothrow) Pool();
         if (current != nullptr) current->start(thread_budget() - 1);
