@@ -17,6 +17,7 @@ from ._model import MLP
 from ._results import Backward, Forward, Gradients, ToyBackward, ToyForward, ToyGradients
 from ._train import fit, fit_lbfgs
 from ._train_results import FitHistory
+from ._threads import get_num_threads, set_num_threads
 from .gradcheck import GradcheckReport, gradcheck
 
 __version__ = "0.1.0"
@@ -67,8 +68,10 @@ __all__ = [
     "fit_lbfgs",
     "forward",
     "gradcheck",
+    "get_num_threads",
     "gradients",
     "reference",
+    "set_num_threads",
     "toy_backward",
     "toy_forward",
     "toy_gradients",
