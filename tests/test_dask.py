@@ -1,0 +1,202 @@
+"""backprop_core.dask on a real 2-worker cluster (processes): distributed gradients, L-BFGS and
+data-parallel SGD/Adam against the single-process native results, prediction, a worker killed
+mid-fit, the workers' thread counts and argument errors.
+
+Skipped without the ``dask`` extra (``pip install ".[dask]"``: dask[array], distributed, scipy).
+"""
+
+from __future__ import annotations
+
+import backprop_core as bc
+import numpy as np
+import pytest
+
+pytest.importorskip("dask.array", reason='needs the dask extra: pip install ".[dask]"')
+pytest.importorskip("distributed", reason='needs the dask extra: pip install ".[dask]"')
+pytest.importorskip("scipy", reason='needs the dask extra: pip install ".[dask]"')
+
+import backprop_core.dask as bcd  # noqa: E402
+import dask.array as da  # noqa: E402
+import distributed  # noqa: E402
+from scipy.optimize import minimize  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(
+        processes=True, n_workers=2, threads_per_worker=1, dashboard_address=":0"
+    ) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def _network(dims, seed, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    W = [(rng.normal(size=(o, i)) / np.sqrt(i)).astype(dtype) for i, o in zip(dims, dims[1:])]
+    b = [(0.1 * rng.normal(size=(o, 1))).astype(dtype) for o in dims[1:]]
+    return W, b
+
+
+def _data(D_0, D_o, N, seed, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(D_0, N)).astype(dtype), rng.normal(size=(D_o, N)).astype(dtype)
+
+
+def _rel(got, want):
+    return float(np.max(np.abs(np.asarray(got) - want)) / max(np.max(np.abs(want)), 1e-300))
+
+
+def _assert_close(got, want, rtol):
+    assert got.loss.dtype == np.asarray(want.loss).dtype
+    assert _rel(got.loss, want.loss) <= rtol, ("loss", got.loss, want.loss)
+    for name, gs, ws in (("dW", got[1], want[1]), ("db", got[2], want[2])):
+        assert len(gs) == len(ws)
+        for k, (g, w) in enumerate(zip(gs, ws)):
+            assert g.shape == w.shape and g.dtype == w.dtype, (name, k, g.shape, w.shape)
+            assert _rel(g, w) <= rtol, (name, k, _rel(g, w))
+
+
+# ----------------------------------------------------------------------------- gradients
+
+
+@pytest.mark.parametrize("chunks", range(1, 8))
+def test_gradients_equal_the_single_process_ones(client, chunks):
+    W, b = _network([5, 16, 16, 2], seed=chunks)
+    X, Y = _data(5, 2, 701, seed=10 + chunks)
+    want = bc.gradients(X, Y, W, b)
+    model = bc.MLP(W, b)
+    # uneven chunks: the last one shorter
+    size = -(-X.shape[1] // chunks)
+    Xd = da.from_array(X, chunks=(5, size))
+    assert Xd.numblocks == (1, chunks)
+    _assert_close(bcd.gradients(model, Xd, Y, client), want, 1e-12)  # Y numpy, rechunked
+    Yd = da.from_array(Y, chunks=(2, 100))  # other chunks than X's
+    _assert_close(bcd.gradients(model, Xd, Yd, client), want, 1e-12)
+    # a scalar target and a per-output column broadcast in every chunk
+    _assert_close(bcd.gradients(model, Xd, 0.5, client), bc.gradients(X, 0.5, W, b), 1e-12)
+    col = np.array([[0.5], [-1.0]])
+    _assert_close(bcd.gradients(model, Xd, col, client), bc.gradients(X, col, W, b), 1e-12)
+
+
+def test_the_sum_is_a_fixed_tree_over_the_chunks(client):
+    """The cluster's result is the bits of the chunks' gradients added pairwise level by level
+    in chunk order, computed here in one process: whichever worker ran what, the same bits."""
+    W, b = _network([3, 8, 1], seed=1)
+    X, Y = _data(3, 1, 500, seed=2)
+    sizes = (90, 60, 110, 40, 80, 70, 50)
+    got = bcd.gradients(bc.MLP(W, b), da.from_array(X, chunks=(3, sizes)), Y, client)
+    edges = np.cumsum((0, *sizes))
+    parts = [
+        [np.asarray(r[0]), *r[1], *r[2]]
+        for r in (bc.gradients(X[:, i:j], Y[:, i:j], W, b) for i, j in zip(edges, edges[1:]))
+    ]
+    while len(parts) > 1:
+        parts = [
+            [u + v for u, v in zip(*parts[i : i + 2])] if i + 1 < len(parts) else parts[i]
+            for i in range(0, len(parts), 2)
+        ]
+    want = parts[0]
+    assert np.asarray(got.loss).tobytes() == want[0].tobytes()
+    for g, w in zip(got[1] + got[2], want[1:]):
+        assert g.tobytes() == w.tobytes()
+
+
+def test_float32_and_features_in_several_chunks(client):
+    W, b = _network([6, 12, 1], seed=3, dtype=np.float32)
+    X, Y = _data(6, 1, 400, seed=4, dtype=np.float32)
+    got = bcd.gradients(bc.MLP(W, b), da.from_array(X, chunks=(2, 150)), Y, client)
+    assert got.loss.dtype == np.float32 and all(g.dtype == np.float32 for g in got[1] + got[2])
+    _assert_close(got, bc.gradients(X, Y, W, b), 1e-5)
+
+
+def test_each_worker_pool_is_sized_to_its_threads(client):
+    W, b = _network([3, 4, 1], seed=5)
+    X, Y = _data(3, 1, 64, seed=6)
+    bcd.gradients(bc.MLP(W, b), da.from_array(X, chunks=(3, 16)), Y, client)
+    threads = client.run(bc.get_num_threads)
+    nthreads = client.nthreads()
+    assert threads == nthreads and set(threads.values()) == {1}, threads
+
+
+def test_no_client_starts_and_closes_a_local_cluster():
+    W, b = _network([3, 4, 1], seed=7)
+    X, Y = _data(3, 1, 50, seed=8)
+    before = set(distributed.client._global_clients)
+    got = bcd.gradients(bc.MLP(W, b), da.from_array(X, chunks=(3, 20)), Y)
+    _assert_close(got, bc.gradients(X, Y, W, b), 1e-12)
+    assert set(distributed.client._global_clients) <= before  # its client is gone
+
+
+def test_predict_maps_the_forward_pass_over_the_chunks(client):
+    W, b = _network([4, 10, 3], seed=9)
+    X, _ = _data(4, 3, 333, seed=10)
+    Xd = da.from_array(X, chunks=(4, 100))
+    out = bcd.predict(bc.MLP(W, b), Xd)
+    assert out.shape == (3, 333) and out.chunks == ((3,), Xd.chunks[1]) and out.dtype == X.dtype
+    want = bc.forward(X, W, b)[0]
+    np.testing.assert_array_equal(client.compute(out).result(), want)  # same native pass
+    np.testing.assert_array_equal(out.compute(scheduler="sync"), want)
+    # the parameters are one key of the graph, whatever the number of chunks
+    params = [k for k in dict(out.dask) if not isinstance(k, tuple)]
+    assert len(params) == 1
+
+
+def test_bad_arguments_are_named(client):
+    W, b = _network([3, 4, 1], seed=11)
+    m = bc.MLP(W, b)
+    X = da.zeros((3, 10), chunks=(3, 5))
+    with pytest.raises(TypeError, match=r"^X: expected a dask array .* got ndarray"):
+        bcd.gradients(m, np.zeros((3, 10)), 0.0, client)
+    with pytest.raises(ValueError, match=r"^X: expected shape \(3, N\) \(the model's D_0\), got \(4, 10\)"):
+        bcd.gradients(m, da.zeros((4, 10)), 0.0, client)
+    with pytest.raises(TypeError, match=r"^X: expected dtype float64 \(the model's\), got float32"):
+        bcd.gradients(m, X.astype(np.float32), 0.0, client)
+    with pytest.raises(ValueError, match=r"^Y: expected a scalar or an array broadcastable to \(1, 10\), got shape \(2, 10\)"):
+        bcd.gradients(m, X, np.zeros((2, 10)), client)
+    with pytest.raises(TypeError, match=r"^client: expected a distributed.Client or None, got str"):
+        bcd.gradients(m, X, 0.0, "tcp://127.0.0.1:1")
+    with pytest.raises(TypeError, match=r"^model: expected a backprop_core.MLP, got list"):
+        bcd.gradients([W, b], X, 0.0, client)
+    with pytest.raises(ValueError, match="relu_grad_at_zero"):
+        bcd.gradients(m, X, 0.0, client, relu_grad_at_zero=2.0)
+    # integer samples are converted to the model's dtype
+    Xi = np.arange(30).reshape(3, 10) % 4
+    _assert_close(bcd.gradients(m, da.from_array(Xi, chunks=(3, 4)), 1.0, client), bc.gradients(Xi.astype(float), 1.0, W, b), 1e-12)
+
+
+# ----------------------------------------------------------------------------- L-BFGS
+
+
+def _single_process_lbfgs(W, b, X, Y, alpha, options):
+    shapes = [p.shape for p in W + b]
+    cuts = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
+    K, N = len(W), X.shape[1]
+
+    def objective(theta):
+        P = [theta[i:j].reshape(s) for i, j, s in zip(cuts, cuts[1:], shapes)]
+        loss, dW, db = bc.gradients(X, Y, P[:K], P[K:])
+        value = float(loss) + 0.5 * alpha * sum(float(np.sum(w * w)) for w in P[:K])
+        g = [d + alpha * w for d, w in zip(dW, P[:K])] + list(db)
+        return value / N, np.concatenate([x.ravel() for x in g]) / N
+
+    theta = np.concatenate([p.ravel() for p in W + b])
+    return minimize(objective, theta, method="L-BFGS-B", jac=True, options=options)
+
+
+def test_lbfgs_matches_single_process_lbfgs(client):
+    """A well-conditioned problem (a linear layer, L2): the same number of iterations and the
+    same final loss as scipy's L-BFGS on native single-process gradients."""
+    W, b = _network([8, 2], seed=12)
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(8, 3000))
+    Y = np.array([[1.0, -2, 0.5, 0, 0, 1, 3, -1], [0.3, 0, 0, 1, -1, 2, 0, 0.5]]) @ X + 0.1 * rng.normal(size=(2, 3000))
+    options = {"maxiter": 200, "gtol": 1e-9, "ftol": 1e-14}
+    want = _single_process_lbfgs(W, b, X, Y, 0.5, options)
+    model = bc.MLP(W, b)
+    got = bcd.fit_lbfgs(model, da.from_array(X, chunks=(8, 700)), Y, client, alpha=0.5, options=options)
+    assert want.success and got.success, (want.message, got.message)
+    assert got.nit == want.nit and 3 <= got.nit < 100
+    assert abs(got.fun - want.fun) <= 1e-8 * abs(want.fun), (got.fun, want.fun)
+    # the model holds the solution, and it is a minimum: the gradient there is tiny
+    np.testing.assert_allclose(model.weights[0].ravel(), got.x[:16], rtol=0, atol=0)
+    _, dW, _ = bc.gradients(X, Y, model.weights, model.biases)
+    assert np.max(np.abs(dW[0] / 3000 + 0.5 / 3000 * model.weights[0])) < 1e-6
