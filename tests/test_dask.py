@@ -7,6 +7,9 @@ Skipped without the ``dask`` extra (``pip install ".[dask]"``: dask[array], dist
 
 from __future__ import annotations
 
+import os
+import signal
+
 import backprop_core as bc
 import numpy as np
 import pytest
@@ -200,3 +203,90 @@ def test_lbfgs_matches_single_process_lbfgs(client):
     np.testing.assert_allclose(model.weights[0].ravel(), got.x[:16], rtol=0, atol=0)
     _, dW, _ = bc.gradients(X, Y, model.weights, model.biases)
     assert np.max(np.abs(dW[0] / 3000 + 0.5 / 3000 * model.weights[0])) < 1e-6
+
+
+# ----------------------------------------------------------------------------- SGD and Adam
+
+
+def _single_process_fits(W, b, X, Y, **options):
+    """The package's training in one process: the reference's and, once built in, the native."""
+    fits = [bc.reference.fit(X, Y, W, b, **options)[:2]]
+    if hasattr(bc, "fit"):
+        m = bc.MLP(W, b)
+        bc.fit(m, X, Y, **options)
+        fits.append((m.weights, m.biases))
+    return fits
+
+
+def _assert_same_model(model, fits, rtol):
+    for W, b in fits:
+        for got, want in zip(model.weights + model.biases, list(W) + list(b)):
+            assert _rel(got, want) <= rtol, _rel(got, want)
+
+
+def test_sgd_equals_single_process_training_after_100_steps(client):
+    W, b = _network([4, 16, 1], seed=14)
+    X, _ = _data(4, 1, 400, seed=15)
+    Y = np.abs(X[:1] - 0.5 * X[1:2]) + 0.2 * X[2:3]  # learnable
+    options = dict(optimizer="sgd", learning_rate=0.05, momentum=0.9, nesterov=True, alpha=0.01,
+                   epochs=10, batch_size=40, seed=3)  # fmt: skip
+    model = bc.MLP(W, b)
+    history = bcd.fit(model, da.from_array(X, chunks=(4, 200)), Y, client, **options)
+    assert history.steps == 100 and history.epochs == 10 and history.stop_reason == "epochs"
+    _assert_same_model(model, _single_process_fits(W, b, X, Y, **options), 1e-10)
+    ref = bc.reference.fit(X, Y, W, b, **options).history
+    np.testing.assert_allclose(history.loss, ref.loss, rtol=1e-10)
+    assert history.loss[-1] < 0.7 * history.loss[0]  # it trained
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(optimizer="adam", learning_rate=0.01, alpha=0.1, reduction="sum", epochs=3, batch_size=64),
+        dict(learning_rate=0.1, early_stopping=True, n_iter_no_change=1, schedule="adaptive",
+             tol=0.5, epochs=4, batch_size=150, shuffle=False),
+    ],
+    ids=["adam-sum-l2", "early-stopping-adaptive"],
+)  # fmt: skip
+def test_adam_and_the_epoch_rules_equal_single_process_training(client, options):
+    W, b = _network([4, 8, 2], seed=16)
+    X, Y = _data(4, 2, 300, seed=17)
+    model = bc.MLP(W, b)
+    history = bcd.fit(model, da.from_array(X, chunks=(4, 110)), Y, client, seed=5, **options)
+    _assert_same_model(model, _single_process_fits(W, b, X, Y, seed=5, **options), 1e-10)
+    ref = bc.reference.fit(X, Y, W, b, seed=5, **options).history
+    assert (history.steps, history.stop_reason, history.best_epoch) == (ref.steps, ref.stop_reason, ref.best_epoch)
+    assert history.learning_rate == ref.learning_rate
+    np.testing.assert_allclose(history.validation_loss, ref.validation_loss, rtol=1e-10)
+
+
+def test_a_worker_killed_mid_fit_gives_the_same_model_or_a_clear_error(client):
+    """A worker is killed (SIGKILL) after the second epoch: its chunks are lost and Dask
+    recomputes them on the other worker (or a restarted one). The fit then ends with exactly
+    the model of an undisturbed run, or raises a RuntimeError leaving the model as it was."""
+    W, b = _network([4, 8, 1], seed=18)
+    X, Y = _data(4, 1, 240, seed=19)
+    options = dict(optimizer="sgd", learning_rate=0.05, momentum=0.5, epochs=4, batch_size=60, seed=1)
+    Xd = da.from_array(X, chunks=(4, 60))
+    pids = client.run(os.getpid)
+    victim = sorted(pids)[0]
+    killed = []
+
+    def callback(history):
+        if history.epochs == 2:
+            os.kill(pids[victim], signal.SIGKILL)
+            killed.append(victim)
+
+    model = bc.MLP(W, b)
+    try:
+        history = bcd.fit(model, Xd, Y, client, callback=callback, **options)
+    except RuntimeError as e:
+        assert "the model is unchanged" in str(e)
+        _assert_same_model(model, [(W, b)], 0.0)
+    else:
+        assert history.steps == 16
+        _assert_same_model(model, _single_process_fits(W, b, X, Y, **options), 1e-10)
+    assert killed == [victim]
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it, for the tests after this one
+    assert os.getpid() not in client.run(os.getpid).values()
+    assert pids[victim] not in client.run(os.getpid).values()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -180,6 +181,19 @@ def _tree_sum(parts: list[Any]) -> Any:
     return parts[0]
 
 
+def _broadcast(client: distributed.Client, params: Any, attempts: int = 10) -> Any:
+    """The parameters scattered to every worker: one future. A worker that died and is not yet
+    removed by the scheduler breaks a broadcast: it is tried again, a little later."""
+    for attempt in range(attempts):
+        try:
+            (future,) = client.scatter([params], broadcast=True, hash=False)
+            return future
+        except (OSError, distributed.comm.CommClosedError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * 2**attempt)
+
+
 class _Data:
     """X and Y's chunks as delayed objects, with each chunk's first sample."""
 
@@ -197,7 +211,7 @@ class _Data:
     ) -> list[np.ndarray]:
         """Summed [loss, *dW, *db] over all samples, or over the sorted sample indices given:
         the parameters broadcast once, one task per chunk that holds any of the samples."""
-        (future,) = client.scatter([params], broadcast=True, hash=False)
+        future = _broadcast(client, params)
         try:
             parts = []
             for c, (x, y) in enumerate(zip(self.xs, self.ys)):
