@@ -162,22 +162,33 @@ def main() -> None:
         print(f"| {r['batch']} | {r['step'] * 1e3:.1f} | {r['compute'] * 1e3:.1f} | "
               f"{r['overhead'] * 1e3:.1f} |")  # fmt: skip
 
-    # The scaling model (benchmarks/README.md): a step on W workers costs
-    #   B * flops_per_sample / (W * rate)                 compute, each worker B / W samples
-    # + overhead(W) = t0 + ceil(log2 W) * (hop + bytes / bandwidth)  broadcast + tree reduction
-    # with t0 and hop from the small-batch step measured here.
-    rate = F / runs[0]["grad"]  # one worker's gradient FLOP/s
-    t0 = rows[0]["overhead"]
-    hop = t0 / 2  # 2 workers: one broadcast and one reduction level
-    nbytes, bandwidth = 4 * parameters(), 1e9
-    W = 100
-    over = t0 + math.ceil(math.log2(W)) * (hop + nbytes / bandwidth)
-    B_even = over * W * rate / flops_per_sample()
-    print(f"\nScaling model, {W} workers: per-worker rate {rate / 1e9:.1f} GFLOP/s, parameters "
-          f"{parameters()} ({nbytes / 1e6:.2f} MB float32), per-step overhead {over * 1e3:.0f} ms; "
-          f"compute equals the overhead at a global batch of {B_even:.3g} samples "
-          f"({B_even / W:.3g} per worker).")  # fmt: skip
+    print(f"\n{scaling_model(F / runs[0]['grad'], rows[0]['overhead'])}")
 
+
+def scaling_model(rate: float, t0: float, W: int = 100, task: float = 0.5e-3,
+                  bandwidth: float = 1e9) -> str:  # fmt: skip
+    """benchmarks/README.md's model of one synchronous step on W workers with global batch B:
+
+    compute   B * c / (W * rate)                     each worker B / W samples
+    overhead  t0 + (2 W - 3) * task + levels * (t0 / 4 + bytes / bandwidth)
+
+    c: FLOPs per sample; rate: one worker's gradient FLOP/s (measured); t0: the step overhead
+    measured with 2 workers (4 hops: broadcast, chunk tasks, one sum, the result); task: the
+    scheduler's cost per extra task (Dask's documented 0.2-1 ms; 0.5 ms); levels =
+    ceil(log2 W) sums in the tree, each a hop plus the gradients' bytes; the broadcast's bytes
+    likewise. Returns the batch sizes from which data-parallel steps pay."""
+    c, nbytes = flops_per_sample(), 4 * parameters()
+    levels = math.ceil(math.log2(W))
+    over = t0 + (2 * W - 3) * task + 2 * levels * (t0 / 4 + nbytes / bandwidth)
+    faster = over * rate / (c * (1 - 1 / W))  # beats one worker doing the whole batch
+    half = over * W * rate / c  # compute equals overhead: 50% of the ideal speed-up
+    return (
+        f"Scaling model, {W} workers: one worker {rate / 1e9:.1f} GFLOP/s, {c} FLOPs a sample, "
+        f"{parameters()} parameters ({nbytes / 1e6:.2f} MB float32), step overhead t0 = "
+        f"{t0 * 1e3:.1f} ms measured with 2 workers -> {over * 1e3:.0f} ms with {W}. Faster than "
+        f"one worker from a global batch of {faster:.3g}; compute equal to the overhead (half "
+        f"the ideal {W}x) at {half:.3g} ({half / W:.3g} a worker); 90% of it at {9 * half:.3g}."
+    )
 
 if __name__ == "__main__":
     main()

@@ -290,3 +290,25 @@ def test_a_worker_killed_mid_fit_gives_the_same_model_or_a_clear_error(client):
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it, for the tests after this one
     assert os.getpid() not in client.run(os.getpid).values()
     assert pids[victim] not in client.run(os.getpid).values()
+
+
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")  # its cluster has a dashboard
+def test_the_readme_example_runs():
+    """README.md's Dask example (a ```py block: the docs test runs only ```python blocks, which
+    need no extra) as written, with its own cluster."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Dask") :]
+    code = re.search(r"^```py\n(.*?)^```$", section, re.MULTILINE | re.DOTALL).group(1)
+    namespace = {"__name__": "__main__"}
+    exec(compile(code, "README.md (Dask)", "exec"), namespace)
+    X = namespace["X"].compute()
+    Y = namespace["Y"].compute()
+    model, history = namespace["model"], namespace["history"]
+    assert history.steps == 10 and history.loss[-1] < history.loss[0]
+    assert namespace["result"].nit >= 1
+    np.testing.assert_allclose(namespace["net_output"], bc.forward(X, model.weights, model.biases)[0], rtol=1e-12)
+    loss0 = float(namespace["loss"])
+    assert loss0 > float(bc.gradients(X, Y, model.weights, model.biases).loss)  # it trained
