@@ -161,6 +161,11 @@ def test_bad_arguments_are_named(client):
         bcd.gradients([W, b], X, 0.0, client)
     with pytest.raises(ValueError, match="relu_grad_at_zero"):
         bcd.gradients(m, X, 0.0, client, relu_grad_at_zero=2.0)
+    # targets without the samples' axis, or 1-D along it
+    Xn = np.random.default_rng(0).normal(size=(3, 10))
+    for Y in (np.array([0.5]), np.array([[0.5]]), np.linspace(0, 1, 10), np.linspace(0, 1, 10)[None]):
+        got = bcd.gradients(m, da.from_array(Xn, chunks=(3, 4)), Y, client)
+        _assert_close(got, bc.gradients(Xn, np.broadcast_to(Y, (1, 10)).copy(), W, b), 1e-12)
     # integer samples are converted to the model's dtype
     Xi = np.arange(30).reshape(3, 10) % 4
     _assert_close(bcd.gradients(m, da.from_array(Xi, chunks=(3, 4)), 1.0, client), bc.gradients(Xi.astype(float), 1.0, W, b), 1e-12)

@@ -143,7 +143,9 @@ def _targets(Y: Any, X: da.Array, dtype: np.dtype, D_o: int) -> da.Array | np.nd
         Y = da.broadcast_to(da.asarray(Y).astype(dtype), (D_o, N))
         return Y.rechunk(((D_o,), X.chunks[1]))
     # no axis of samples: the same small array for every chunk
-    return np.ascontiguousarray(np.asarray(Y, dtype=dtype).reshape((D_o, 1) if shape else ()))
+    if not shape:
+        return np.asarray(Y, dtype=dtype)
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(Y, dtype=dtype), (D_o, 1)))
 
 
 # ----------------------------------------------------------------------------- the tasks
