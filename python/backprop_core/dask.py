@@ -320,50 +320,70 @@ def fit_lbfgs(
     Y: Any,
     client: distributed.Client | None = None,
     *,
+    loss: str = "squared_error",
     reduction: str = "mean",
     alpha: float = 0.0,
+    max_iter: int = 200,
+    max_fun: int = 15000,
+    tol: float = 1e-4,
     relu_grad_at_zero: float = 1.0,
-    options: dict[str, Any] | None = None,
 ) -> Any:
-    """Full-batch L-BFGS over samples on a Dask cluster: ``scipy.optimize.minimize(method=
-    "L-BFGS-B", jac=True)`` with one distributed loss and gradient per evaluation.
+    """Full-batch L-BFGS over samples on a Dask cluster: :func:`backprop_core.fit_lbfgs` with
+    one distributed loss and gradient per evaluation.
 
-    The objective is the package's (as in :func:`backprop_core.fit` with one minibatch holding
-    every sample): ``sum 0.5 (f - y)^2 + alpha/2 sum_k ||W_k||^2``, divided by N for
-    ``reduction="mean"``. X and Y are persisted on the workers for the whole run.
+    The objective is the package's (:func:`backprop_core.fit`'s with every sample in one batch):
+    ``sum 0.5 (f - y)^2 + alpha/2 sum_k ||W_k||^2``, the whole divided by N for
+    ``reduction="mean"``; scipy's L-BFGS-B is called as :func:`backprop_core.fit_lbfgs` calls it
+    (``maxiter``, ``maxfun``, ``gtol=tol``), so the path is the single-process one up to the
+    rounding of the sums. X and Y are persisted on the workers for the run; the parameters are
+    broadcast once per evaluation.
 
     Parameters
     ----------
     model : backprop_core.MLP
-        The starting point; on return it holds the solution (``result.x``, in its dtype).
+        The starting point; on return it holds the solution (in its dtype).
     X : dask.array.Array, shape (D_0, N)
         Samples as columns, chunked along the samples.
     Y : float or array_like or dask.array.Array
         Targets broadcastable to (D_o, N), as for :func:`gradients`.
     client : distributed.Client, optional
         The cluster; None starts a local one for this call (see the module's documentation).
+    loss : {"squared_error"}, default "squared_error"
+        Only the squared error is computed natively on the workers.
     reduction : {"mean", "sum"}, default "mean"
         The loss averaged over the samples, or summed.
     alpha : float, default 0.0
         L2 penalty on the weights (not the biases).
+    max_iter : int, default 200
+        L-BFGS iterations at most.
+    max_fun : int, default 15000
+        Objective evaluations at most.
+    tol : float, default 1e-4
+        Stop when the largest gradient entry is at most ``tol`` (scipy's ``gtol``).
     relu_grad_at_zero : float, default 1.0
         The ReLU derivative at exactly 0.
-    options : dict, optional
-        Passed to ``scipy.optimize.minimize`` (``maxiter``, ``gtol``, ``ftol``, ...).
 
     Returns
     -------
-    scipy.optimize.OptimizeResult
-        scipy's result (``fun``, ``nit``, ``nfev``, ``success``, ...).
+    FitHistory
+        ``loss`` holds the objective after each iteration, ``epochs`` the iterations, ``steps``
+        the objective evaluations; ``stop_reason`` is scipy's message.
     """
     from scipy.optimize import minimize
 
+    from ._train_results import FitHistory
+
     W, b = _parameters(model)
     _api.check_relu_grad_at_zero(relu_grad_at_zero)
+    if loss != "squared_error":
+        raise ValueError(f"loss: only 'squared_error' is computed on Dask workers, got {loss!r}")
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
     if isinstance(alpha, bool) or not (isinstance(alpha, (int, float)) and 0 <= alpha < np.inf):
         raise ValueError(f"alpha: expected a number in [0, inf), got {alpha!r}")
+    for name, v in (("max_iter", max_iter), ("max_fun", max_fun)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
     dtype = W[0].dtype
     Xd = _samples(X, dtype, W[0].shape[1])
     Yd = _targets(Y, Xd, dtype, W[-1].shape[0])
@@ -372,9 +392,14 @@ def fit_lbfgs(
     shapes = [p.shape for p in W + b]
     cuts = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
     K = len(W)
+    history = FitHistory(learning_rate=0.0)
 
     def unflat(theta: np.ndarray) -> list[np.ndarray]:
         return [theta[i:j].reshape(s).astype(dtype) for i, j, s in zip(cuts, cuts[1:], shapes)]
+
+    def record(intermediate_result: Any) -> None:
+        history.loss.append(float(intermediate_result.fun))
+        history.epochs += 1
 
     with _session(client) as c:
         Xd, Yd = (c.persist(Xd), c.persist(Yd) if isinstance(Yd, da.Array) else Yd)
@@ -386,12 +411,17 @@ def fit_lbfgs(
             Wt = params[:K]
             value = float(flat[0]) + 0.5 * alpha * sum(float(np.sum(w * w)) for w in Wt)
             grads = [g + alpha * w for g, w in zip(flat[1 : 1 + K], Wt)] + list(flat[1 + K :])
+            history.steps += 1
             return value * scale, np.concatenate([g.ravel() for g in grads]).astype(np.float64) * scale
 
         theta0 = np.concatenate([p.ravel() for p in W + b]).astype(np.float64)
-        result = minimize(objective, theta0, method="L-BFGS-B", jac=True, options=options)
+        result = minimize(
+            objective, theta0, method="L-BFGS-B", jac=True, callback=record,
+            options={"maxiter": int(max_iter), "maxfun": int(max_fun), "gtol": float(tol)},
+        )  # fmt: skip
     _write(model, unflat(result.x))
-    return result
+    history.stop_reason = str(result.message)
+    return history
 
 
 def _write(model: Any, params: list[np.ndarray]) -> None:
