@@ -286,7 +286,7 @@ def gradients(
 
 def _predict_block(x: np.ndarray, params: tuple[list[np.ndarray], list[np.ndarray]]) -> np.ndarray:
     _fit_worker_threads()
-    return _api.forward(x, *params)[0]
+    return np.asarray(_api.forward(x, *params).net_output)
 
 
 def predict(model: Any, X: Any) -> da.Array:
@@ -309,8 +309,8 @@ def predict(model: Any, X: Any) -> da.Array:
     W, b = _parameters(model)
     Xd = _samples(X, W[0].dtype, W[0].shape[1])
     params = dask.delayed((W, b), pure=True, traverse=False)
-    return Xd.map_blocks(
-        _predict_block, params, dtype=W[0].dtype, chunks=((W[-1].shape[0],), Xd.chunks[1])
+    return da.map_blocks(
+        _predict_block, Xd, params, dtype=W[0].dtype, chunks=((W[-1].shape[0],), Xd.chunks[1])
     )
 
 
