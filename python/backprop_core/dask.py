@@ -24,6 +24,8 @@ processes are spawned, so a script calling this must guard its entry point with
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import os
 import time
@@ -194,6 +196,16 @@ def _broadcast(client: distributed.Client, params: Any, attempts: int = 10) -> A
             if attempt == attempts - 1:
                 raise
             time.sleep(0.1 * 2**attempt)
+
+
+# What a step raises when workers die faster than Dask can recompute (a task that killed its
+# workers too often, a result or broadcast lost with its last holder, a closed connection).
+_LOST = (
+    distributed.scheduler.KilledWorker,
+    distributed.comm.CommClosedError,
+    concurrent.futures.CancelledError,
+    asyncio.CancelledError,
+)
 
 
 class _Data:
@@ -568,9 +580,9 @@ def fit(
         def summed(columns: np.ndarray | None) -> list[np.ndarray]:
             try:
                 return data.sum_gradients(c, (params[:K], params[K:]), rgz, columns)
-            except distributed.scheduler.KilledWorker as e:
+            except _LOST as e:
                 raise RuntimeError(
-                    f"fit: the cluster could not finish step {t + 1} (workers kept dying: {e}); "
+                    f"fit: the cluster could not finish step {t + 1} ({type(e).__name__}: {e}); "
                     "the model is unchanged"
                 ) from e
 
