@@ -194,8 +194,8 @@ def _single_process_lbfgs(W, b, X, Y, alpha, tol):
 
 def test_lbfgs_matches_single_process_lbfgs(client):
     """A well-conditioned problem (a linear layer, L2): the same number of iterations and the
-    same final loss as scipy's L-BFGS on native single-process gradients (and as the package's
-    bc.fit_lbfgs, when built in)."""
+    same final loss as the package's single-process bc.fit_lbfgs, and as scipy's L-BFGS on
+    native single-process gradients written out here."""
     W, b = _network([8, 2], seed=12)
     rng = np.random.default_rng(13)
     X = rng.normal(size=(8, 3000))
@@ -208,10 +208,9 @@ def test_lbfgs_matches_single_process_lbfgs(client):
     assert want.success and got.stop_reason == str(want.message), (want.message, got.stop_reason)
     assert got.epochs == want.nit and 3 <= got.epochs < 100 and got.steps == want.nfev
     assert abs(got.loss[-1] - want.fun) <= 1e-8 * abs(want.fun), (got.loss[-1], want.fun)
-    if hasattr(bc, "fit_lbfgs"):
-        native = bc.MLP(W, b)
-        h = bc.fit_lbfgs(native, X, Y, alpha=0.5, tol=tol)
-        assert h.epochs == got.epochs and abs(got.loss[-1] - h.loss[-1]) <= 1e-8 * abs(h.loss[-1])
+    native = bc.fit_lbfgs(bc.MLP(W, b), X, Y, alpha=0.5, tol=tol)
+    assert native.epochs == got.epochs and native.steps == got.steps
+    assert abs(got.loss[-1] - native.loss[-1]) <= 1e-8 * abs(native.loss[-1])
     # the model holds the solution: its objective is the last one recorded, and its gradient is
     # a small fraction of the starting point's (scipy stopped on the objective's progress)
     def objective_and_gradient(Wk, bk):
@@ -228,13 +227,10 @@ def test_lbfgs_matches_single_process_lbfgs(client):
 
 
 def _single_process_fits(W, b, X, Y, **options):
-    """The package's training in one process: the reference's and, once built in, the native."""
-    fits = [bc.reference.fit(X, Y, W, b, **options)[:2]]
-    if hasattr(bc, "fit"):
-        m = bc.MLP(W, b)
-        bc.fit(m, X, Y, **options)
-        fits.append((m.weights, m.biases))
-    return fits
+    """The package's training in one process: the native bc.fit and reference.fit."""
+    m = bc.MLP(W, b)
+    bc.fit(m, X, Y, **options)
+    return [(m.weights, m.biases), bc.reference.fit(X, Y, W, b, **options)[:2]]
 
 
 def _assert_same_model(model, fits, rtol):

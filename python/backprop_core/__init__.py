@@ -15,9 +15,9 @@ from ._api import backward, forward, gradients, toy_backward, toy_forward, toy_g
 from ._chain import Chain
 from ._model import MLP
 from ._results import Backward, Forward, Gradients, ToyBackward, ToyForward, ToyGradients
+from ._threads import get_num_threads, set_num_threads
 from ._train import fit, fit_lbfgs
 from ._train_results import FitHistory
-from ._threads import get_num_threads, set_num_threads
 from .gradcheck import GradcheckReport, gradcheck
 
 __version__ = "0.1.0"

@@ -647,10 +647,7 @@ _FIT_OPTIONS = (
 
 
 def _permutation(n: int, seed: int, stream: int) -> np.ndarray:
-    """The package's shuffle of range(n) (native when built in; the reference's otherwise)."""
-    from . import _core, reference
+    """The package's shuffle of range(n), as the native fit makes it."""
+    from . import _core
 
-    if hasattr(_core, "permutation"):
-        return np.asarray(_core.permutation(n, seed, stream))
-    return reference.permutation(np.arange(n), seed, stream)
-
+    return np.asarray(_core.permutation(n, seed, stream))
