@@ -1,7 +1,7 @@
 """backprop_core on Dask: gradients, training and prediction over samples that live on a cluster.
 
-Needs the ``dask`` extra (``pip install "backprop_core[dask]"``: ``dask[array]`` and
-``distributed``). The data are dask arrays in the package's column layout, ``X`` of shape
+Needs the ``dask`` extra (``pip install "backprop_core[dask]"``: ``dask[array]``,
+``distributed`` and scipy, for L-BFGS). The data are dask arrays in the package's column layout, ``X`` of shape
 (D_0, N) and ``Y`` of shape (D_o, N) (or a scalar), chunked along the samples; they stay on the
 workers. Only parameters and gradients travel:
 
@@ -12,8 +12,10 @@ workers. Only parameters and gradients travel:
   2 + 3, ..., then the pairs' sums likewise), so the result is the same bits for any number of
   workers (and equals the single-process sum to rounding);
 * each task sizes the worker's native pool to the worker's threads
-  (:func:`backprop_core.set_num_threads`), so workers never run more busy threads than they
-  were given.
+  (:func:`backprop_core.set_num_threads`): single-threaded workers (the default cluster's, and
+  Dask's advice for native code with a pool of its own) run one busy thread each, so two
+  workers on two cores never run four. (A worker with n threads running n native tasks at once
+  may briefly use up to 2n - 1: one task holds the pool, the others run on their own thread.)
 
 ``client=None`` starts a ``distributed.LocalCluster(processes=True, threads_per_worker=1)`` with
 one worker per CPU this process may use, and closes it when the call returns (a few seconds
