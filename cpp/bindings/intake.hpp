@@ -198,6 +198,7 @@ template <class T> py::object scalar(T v) {
 // The activations argument, parsed (toy.cpp): TypeError / ValueError naming it.
 std::vector<backprop_core::Activation> activations_of(py::handle names);
 
+void bind_threads(py::module_& m);
 void bind_toy(py::module_& m);
 void bind_chain(py::module_& m);
 void bind_mlp(py::module_& m);

@@ -15,6 +15,7 @@ from ._api import backward, forward, gradients, toy_backward, toy_forward, toy_g
 from ._chain import Chain
 from ._model import MLP
 from ._results import Backward, Forward, Gradients, ToyBackward, ToyForward, ToyGradients
+from ._threads import get_num_threads, set_num_threads
 from ._train import fit, fit_lbfgs
 from ._train_results import FitHistory
 from .gradcheck import GradcheckReport, gradcheck
@@ -67,8 +68,10 @@ __all__ = [
     "fit_lbfgs",
     "forward",
     "gradcheck",
+    "get_num_threads",
     "gradients",
     "reference",
+    "set_num_threads",
     "toy_backward",
     "toy_forward",
     "toy_gradients",

@@ -118,9 +118,13 @@ def permutation(n: typing.SupportsInt | typing.SupportsIndex, seed: typing.Suppo
     ndarray of int64
         The order :func:`backprop_core.reference.permutation` also gives.
     """
+def set_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Sets the threads the large passes may use from now on (at most 256; more are capped).
+    """
 def threads() -> int:
     """
-    Threads the large passes may use, the caller's included (the CPUs this process may run on, or BACKPROP_CORE_NUM_THREADS). Results do not depend on it.
+    Threads the large passes may use, the caller's included (the CPUs this process may run on, or BACKPROP_CORE_NUM_THREADS, or what set_threads set). Results do not depend on it.
     """
 def toy_backward(x: typing.Any, y: typing.Any, beta: typing.Any, omega: typing.Any, activations: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
     """

@@ -1,13 +1,16 @@
 // The thread pool under ThreadSanitizer (scripts/test_cpp.sh): several callers at once, each
-// task run exactly once, a call from inside a task, a task that throws, and a forked child that
-// must start its own workers rather than wait for its parent's. Exits non-zero on any wrong
-// result.
+// task run exactly once, a call from inside a task, a task that throws, a forked child that
+// must start its own workers rather than wait for its parent's, and the thread count changed at
+// run time (never more threads at once than it allows, also while other callers run). Exits
+// non-zero on any wrong result.
 #include "backprop_core/parallel.hpp"
 
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <cstdio>
 #include <stdexcept>
@@ -42,7 +45,54 @@ static void triangle_numbers(std::size_t tasks) {
     }
 }
 
+// The most tasks running at once in one call of tasks that sleep (so every allowed thread joins
+// in, however loaded the machine).
+static int most_at_once(std::size_t tasks) {
+    std::atomic<int> active{0}, most{0};
+    parallel_for(tasks, [&](std::size_t) {
+        const int now = ++active;
+        int seen = most.load();
+        while (now > seen && !most.compare_exchange_weak(seen, now)) {
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        --active;
+    });
+    return most.load();
+}
+
+static void thread_count_at_run_time() {
+    using backprop_core::parallel_threads;
+    using backprop_core::set_parallel_threads;
+    const unsigned start = parallel_threads();
+    set_parallel_threads(4);  // starts 3 workers
+    check(parallel_threads() == 4, "set_parallel_threads(4)");
+    check(most_at_once(64) <= 4, "at most 4 threads at once with 4");
+    set_parallel_threads(2);  // the workers stay, one may join
+    check(most_at_once(64) <= 2, "at most 2 threads at once with 2 after 4");
+    set_parallel_threads(1);
+    check(most_at_once(64) == 1, "one thread with 1");
+    set_parallel_threads(0);
+    check(parallel_threads() == 1, "0 is clamped to 1");
+    set_parallel_threads(100000);
+    check(parallel_threads() == backprop_core::max_parallel_threads, "clamped to the maximum");
+    // changed while other threads call: every task still runs once (and no data race)
+    std::atomic<bool> stop{false};
+    std::thread changer([&] {
+        for (unsigned n = 0; !stop; ++n) set_parallel_threads(1 + n % 5);
+    });
+    std::vector<std::thread> callers;
+    for (int c = 0; c < 3; ++c)
+        callers.emplace_back([c] {
+            for (int rep = 0; rep < 50; ++rep) triangle_numbers(std::size_t(1 + rep % 30 + c));
+        });
+    for (auto& t : callers) t.join();
+    stop = true;
+    changer.join();
+    set_parallel_threads(start);
+}
+
 int main() {
+    thread_count_at_run_time();
     std::vector<std::thread> callers;
     for (int c = 0; c < 4; ++c)
         callers.emplace_back([c] {

@@ -11,11 +11,13 @@
 //   from a shared counter, so on a busy machine whoever gets a core does the work; the caller
 //   waits only for tasks a worker has already started.
 //
-// The pool starts on first use with one worker fewer than the CPUs this process may run on
-// (sched_getaffinity), or BACKPROP_CORE_NUM_THREADS - 1 when that variable is a positive integer
-// (at most 256). A process made by fork() starts a pool of its own. A call made while another
-// thread is using the pool, or from inside a task, runs its tasks on the calling thread alone
-// (same results).
+// The number of threads a call may use (the caller's included) starts as the CPUs this process
+// may run on (sched_getaffinity), or BACKPROP_CORE_NUM_THREADS when that variable is a positive
+// integer, and set_parallel_threads changes it at run time (1 to 256; a Dask worker sizes it to
+// its own threads). Workers are started on first need, as many as the current count asks for;
+// those beyond it sleep. A process made by fork() starts a pool of its own (with the parent's
+// count). A call made while another thread is using the pool, or from inside a task, runs its
+// tasks on the calling thread alone (same results).
 #pragma once
 
 #include <algorithm>
@@ -114,22 +116,16 @@ class Pool {
   public:
     Pool() : pid_(process_id()) {}
 
-    // Starts up to `workers` threads; stops at the first the system refuses (the pool then
-    // works with fewer, or none: callers run their tasks themselves).
-    void start(unsigned workers) noexcept {
-        try {
-            for (unsigned w = 0; w < workers; ++w) std::thread([this] { serve(); }).detach();
-        } catch (...) {
-        }
-    }
-
-    // Runs the job on this thread and the free workers; false when another caller holds the pool.
-    bool run(Job& job) {
+    // Runs the job on this thread and at most `helpers` free workers (started now if fewer
+    // exist); false when another caller holds the pool.
+    bool run(Job& job, unsigned helpers) {
         std::unique_lock<std::mutex> caller(callers_, std::try_to_lock);
         if (!caller.owns_lock()) return false;
+        start(helpers);
         {
             std::lock_guard<std::mutex> lk(m_);
             job_ = &job;
+            joinable_ = helpers;
             ++generation_;
         }
         wake_.notify_all();
@@ -143,6 +139,15 @@ class Pool {
     long pid() const { return pid_; }
 
   private:
+    // Starts workers until there are `workers` (called with callers_ held); stops at the first
+    // the system refuses (the pool then works with fewer, or none: callers run their tasks).
+    void start(unsigned workers) noexcept {
+        try {
+            for (; started_ < workers; ++started_) std::thread([this] { serve(); }).detach();
+        } catch (...) {
+        }
+    }
+
     void serve() {
         in_task = true;
         std::size_t seen = 0;
@@ -150,6 +155,8 @@ class Pool {
         for (;;) {
             wake_.wait(lk, [&] { return job_ != nullptr && generation_ != seen; });
             seen = generation_;
+            if (joinable_ == 0) continue;  // the job has the helpers the thread count allows
+            --joinable_;
             Job* job = job_;
             ++busy_;
             lk.unlock();
@@ -165,7 +172,9 @@ class Pool {
     CondVar wake_, finished_;
     Job* job_ = nullptr;
     std::size_t generation_ = 0;
-    unsigned busy_ = 0;  // workers inside a job
+    unsigned joinable_ = 0;  // workers that may still join the current job
+    unsigned busy_ = 0;      // workers inside a job
+    unsigned started_ = 0;   // workers started (only ever grows; those not needed sleep)
 };
 
 // Guards making the pool. A fork while another thread holds it would leave it locked in the
@@ -188,23 +197,33 @@ inline Pool* pool() {
     std::lock_guard<std::mutex> lk(pool_mutex());
     if (current == nullptr || current->pid() != process_id()) {  // a forked child has no workers
         current = new (std::nothrow) Pool();
-        if (current != nullptr) current->start(thread_budget() - 1);
     }
     return current;
 }
 
+inline std::atomic<unsigned>& threads_setting() {
+    static std::atomic<unsigned> n{thread_budget()};
+    return n;
+}
+
 }  // namespace detail
 
+inline constexpr unsigned max_parallel_threads = 256;
+
 // The number of threads parallel_for may use, the calling thread included.
-inline unsigned parallel_threads() {
-    static const unsigned n = detail::thread_budget();
-    return n;
+inline unsigned parallel_threads() { return detail::threads_setting().load(std::memory_order_relaxed); }
+
+// Sets that number for the whole process from now on (clamped to [1, max_parallel_threads]);
+// calls already running keep the threads they have. Results do not depend on it.
+inline void set_parallel_threads(unsigned n) {
+    detail::threads_setting().store(std::clamp(n, 1u, max_parallel_threads), std::memory_order_relaxed);
 }
 
 // Runs fn(i) for i in [0, tasks), each once, possibly on several threads at once; returns when
 // all are done. If tasks throw, every task still runs and the first exception is rethrown here.
 template <class F> void parallel_for(std::size_t tasks, const F& fn) {
-    if (tasks > 1 && parallel_threads() > 1 && !detail::in_task) {
+    const unsigned threads = parallel_threads();
+    if (tasks > 1 && threads > 1 && !detail::in_task) {
         detail::Job job{[](const void* f, std::size_t i) { (*static_cast<const F*>(f))(i); }, &fn,
                         tasks};
         bool done = false;
@@ -214,7 +233,7 @@ template <class F> void parallel_for(std::size_t tasks, const F& fn) {
                 ~InTask() { detail::in_task = false; }
             } scope;
             detail::Pool* p = detail::pool();
-            done = p != nullptr && p->run(job);
+            done = p != nullptr && p->run(job, threads - 1);
         }
         if (job.error) std::rethrow_exception(job.error);
         if (done) return;
