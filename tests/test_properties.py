@@ -44,7 +44,7 @@ def test_toy_native_equals_reference(case):
         r = ref.toy_backward(x, y, beta, omega, activations=acts)
     n = bc.toy_backward(x, y, beta, omega, activations=acts)
     rtol = RTOL[r.f.dtype]
-    s = toy_scales(r, x)
+    s = toy_scales(r, x, omega, acts)
     for field in r._fields:
         assert_close(getattr(n, field), getattr(r, field), field, rtol, s[field])
     loss, dl_dbeta, dl_domega = bc.toy_gradients(x, y, beta, omega, activations=acts)
