@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _core
 from ._api import check_relu_grad_at_zero
+from ._model_io import ModelMethods
 from ._results import Forward, Gradients
 
 _tuple_new = tuple.__new__  # a named result from the core's tuple, without a Python-level call
@@ -21,7 +22,7 @@ def _not_initialised() -> NoReturn:
     )
 
 
-class MLP:
+class MLP(ModelMethods):  # from_widths, fit, predict, state dicts, save / load
     """A ReLU MLP whose parameters live packed in native memory.
 
     Parameters
