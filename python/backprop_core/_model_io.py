@@ -55,11 +55,12 @@ M = TypeVar("M", bound="ModelMethods")
 
 
 def _check_dtype(dtype: Any) -> np.dtype:
+    d: np.dtype | None
     try:
         d = np.dtype(dtype)
     except TypeError:
         d = None
-    if d not in _DTYPES:
+    if d is None or d not in _DTYPES:
         raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}")
     return d
 
@@ -71,8 +72,8 @@ def init_parameters(
     if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence):
         raise TypeError(f"widths: expected a list or tuple of ints, got {type(widths).__name__}")
     widths = list(widths)
-    for w in widths:
-        if isinstance(w, (bool, np.bool_)) or not isinstance(w, (int, np.integer)) or w < 1:
+    for n in widths:
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"widths: expected ints >= 1, got {widths!r}")
     if len(widths) < 2:
         raise ValueError(f"widths: expected at least two widths (input, output), got {widths!r}")
@@ -82,7 +83,8 @@ def init_parameters(
         raise TypeError(f"seed: expected an int >= 0, got {seed!r}")
     d = _check_dtype(dtype)
     rng = np.random.default_rng(int(seed))
-    weights, biases = [], []
+    weights: list[np.ndarray] = []
+    biases: list[np.ndarray] = []
     for fan_in, fan_out in zip(widths[:-1], widths[1:]):
         if init == "he":
             w = rng.standard_normal((fan_out, fan_in)) * np.sqrt(2.0 / fan_in)
@@ -139,7 +141,8 @@ def parameters_from_state_dict(d: Any) -> tuple[list[np.ndarray], list[np.ndarra
             f"state_dict: Linear layers at positions {layers}; expected {expected} (Linear and "
             "ReLU alternating, starting and ending with Linear)"
         )
-    weights, biases = [], []
+    weights: list[np.ndarray] = []
+    biases: list[np.ndarray] = []
     for i in layers:
         for part in ("weight", "bias"):
             if part not in found[i]:
@@ -183,12 +186,12 @@ def write_file(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray], path
         "dims": dims,
         "bias_shapes": [list(b.shape) for b in biases],
     }
-    payload = {HEADER: np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
+    payload: dict[str, Any] = {HEADER: np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
     payload.update(arrays)
     if hasattr(path, "write"):
-        np.savez(path, **payload)  # type: ignore[arg-type]
+        np.savez(path, **payload)
         return
-    target = os.fspath(path)  # type: ignore[arg-type]
+    target = os.fspath(path)
     fd, tmp = tempfile.mkstemp(prefix=".backprop_core-", suffix=".npz",
                                dir=os.path.dirname(os.path.abspath(target)))
     try:
@@ -248,10 +251,10 @@ def _member(z: Any, key: str) -> np.ndarray:
 
 
 def read_file(path: PathOrFile) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Read a file written by :func:`write_file`: weights and biases (biases in their saved shapes)."""
-    name = getattr(path, "name", "<file>") if hasattr(path, "read") else os.fspath(path)  # type: ignore[arg-type]
+    """Read a file written by :func:`write_file`: weights and biases (in their saved shapes)."""
+    name = getattr(path, "name", "<file>") if hasattr(path, "read") else os.fspath(path)
     try:
-        z = np.load(path, allow_pickle=False)  # type: ignore[arg-type]
+        z = np.load(path, allow_pickle=False)
         if not isinstance(z, np.lib.npyio.NpzFile):  # a bare .npy array
             raise _Malformed("not an .npz archive")
         with z:
@@ -380,7 +383,8 @@ class ModelMethods:
         -------
         ndarray
         """
-        return self.forward(net_input).net_output
+        out: np.ndarray = self.forward(net_input).net_output
+        return out
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of the parameters under the keys of PyTorch's
