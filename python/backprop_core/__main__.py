@@ -5,9 +5,10 @@
     python -m backprop_core                  the walkthrough: notebooks 7.1 and 7.2, checked
     python -m backprop_core --json           the same walkthrough as JSON
     python -m backprop_core plot --out DIR   pictures of both notebook examples, PNG and SVG
+    python -m backprop_core fit --out DIR    fit y = sin(3x) natively; a picture of it, PNG and SVG
 
 Exit codes: 0 success; 1 the walkthrough found a disagreement (or the pictures could not be
-written); 2 bad usage, or a part that is not installed (matplotlib for ``plot``).
+written); 2 bad usage, or a part that is not installed (matplotlib for ``plot`` and ``fit``).
 
 The benchmark is not part of the installed package (numpy and scipy ship none either): it is
 ``benchmarks/bench.py`` in the repository. ``bench``, the command that ran it from the package
@@ -73,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plot.add_argument("--out", required=True, metavar="DIR", type=Path,
                       help="directory to write the pictures into")  # fmt: skip
+    fit = commands.add_parser(
+        "fit", help="fit y = sin(3x) with the native training loop and draw it (needs "
+        "backprop_core[plot])", description="Fit y = sin(3x) (200 noisy samples, MLP 1-32-32-1, "
+        "Adam) with backprop_core.fit and write DIR/fit.png and DIR/fit.svg: the data, the fit "
+        "and the loss per epoch. Without matplotlib, exit code 2.")
+    fit.add_argument("--out", required=True, metavar="DIR", type=Path,
+                     help="directory to write the pictures into")  # fmt: skip
     # Kept so that the command of earlier versions says where the benchmark went, rather than
     # "invalid choice". No options of its own (add_help=False): "bench --help" and whatever else
     # follows it get the same answer.
@@ -111,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "plot":
         return run_plot(args.out)
+    if args.command == "fit":
+        from . import _fit_demo
+
+        return _fit_demo.run(args.out)
     if args.command == "bench":
         print(BENCH_MOVED, file=sys.stderr)
         return EXIT_UNAVAILABLE
