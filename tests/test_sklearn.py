@@ -210,6 +210,31 @@ def test_early_stopping_and_verbose(capsys) -> None:  # type: ignore[no-untyped-
     assert lines[0] == f"Iteration 1, loss = {r.loss_curve_[0]:.8f}"
 
 
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_is_the_native_fit_with_the_documented_seeds(solver: str) -> None:
+    """The estimator is bc.fit on MLP.from_widths(init="glorot"), seeded by the two documented
+    draws of check_random_state(random_state): the same bits, early stopping included."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((120, 2))
+    y = np.sin(2 * X[:, 0]) * X[:, 1]
+    est = MLPRegressor(hidden_layer_sizes=(16, 4), solver=solver, early_stopping=True,
+                       n_iter_no_change=4, learning_rate_init=0.02, batch_size=25,
+                       random_state=5, max_iter=300)
+    est.fit(X, y)
+    init_seed, seed = (int(s) for s in np.random.RandomState(5).randint(0, 2**31 - 1, size=2))
+    model = bc.MLP.from_widths([2, 16, 4, 1], init="glorot", seed=init_seed)
+    kw = dict(momentum=0.9, nesterov=True) if solver == "sgd" else {}
+    history = bc.fit(model, X.T, y[None, :], optimizer=solver, learning_rate=0.02, alpha=1e-4,
+                     batch_size=25, epochs=300, seed=seed, early_stopping=True,
+                     validation_fraction=0.1, n_iter_no_change=4, tol=1e-4,
+                     relu_grad_at_zero=0.0, **kw)
+    assert history.stop_reason == "no_improvement" and est.n_iter_ == history.epochs < 300
+    assert est.loss_curve_ == history.loss
+    assert est.validation_loss_curve_ == history.validation_loss
+    for c, w in zip(est.coefs_, model.weights):
+        assert np.array_equal(c, w.T)
+
+
 def test_errors() -> None:
     X, y = np.zeros((10, 2)), np.arange(10) % 2
     with pytest.raises(ValueError, match="activation: expected 'relu'.*got 'tanh'"):

@@ -18,8 +18,10 @@ Where they differ from scikit-learn's, on purpose or by what the core provides:
   not supported.
 * Initialisation: weights Glorot uniform (scikit-learn's bound ``sqrt(6 / (fan_in + fan_out))``
   for ReLU) drawn by :meth:`backprop_core.MLP.from_widths`, biases 0 (scikit-learn draws them from
-  the same uniform). The seeds of the weights and of the shuffles are drawn from
-  ``check_random_state(random_state)`` at every ``fit``.
+  the same uniform). Every ``fit`` and ``partial_fit`` calls
+  ``check_random_state(random_state)`` and draws two seeds, ``rng.randint(0, 2**31 - 1,
+  size=2)``: the initial weights' (:meth:`backprop_core.MLP.from_widths`), then the shuffles' and
+  the held-out split's (``seed`` of :func:`backprop_core.fit`).
 * Adam is PyTorch's (``lr m_hat / (sqrt(v_hat) + epsilon)``); scikit-learn's adds ``epsilon`` to
   ``sqrt(v)`` before the bias correction. SGD momentum keeps the learning rate outside the
   velocity (PyTorch's); the same as scikit-learn's while the rate is constant.
