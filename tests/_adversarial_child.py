@@ -17,6 +17,8 @@ import copy
 import faulthandler
 import gc
 import hashlib
+import inspect
+import io
 import json
 import os
 import pickle
@@ -842,10 +844,18 @@ def uses(obj: Any, x: np.ndarray, y: np.ndarray, dims=DIMS) -> dict:
         if name.startswith("_"):
             continue
         attr = getattr(type(obj), name, None)
+        if isinstance(inspect.getattr_static(type(obj), name, None), classmethod):
+            continue  # a constructor (MLP.from_widths, MLP.load, ...): it uses no instance
         if isinstance(attr, property) or not callable(attr):
             out[name] = lambda name=name: getattr(obj, name)
         elif name == "forward":
             out[name] = lambda: obj.forward(x)
+        elif name == "predict":
+            out[name] = lambda: obj.predict(x)
+        elif name == "fit":
+            out[name] = lambda: obj.fit(x, y, epochs=1)
+        elif name == "save":
+            out[name] = lambda: obj.save(io.BytesIO())
         elif name == "gradients":
             out[name] = lambda: obj.gradients(x, y)
             out["gradients_out"] = lambda: obj.gradients(
