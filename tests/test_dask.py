@@ -327,3 +327,25 @@ def test_the_readme_example_runs():
     np.testing.assert_allclose(namespace["net_output"], bc.forward(X, model.weights, model.biases)[0], rtol=1e-12)
     loss0 = float(namespace["loss"])
     assert loss0 > float(bc.gradients(X, Y, model.weights, model.biases).loss)  # it trained
+
+
+@pytest.mark.parametrize("name", ["MLPRegressor", "MLPClassifier"])
+def test_sklearn_estimators_learn_incrementally_inside_dask_ml(client, name):
+    dask_ml_wrappers = pytest.importorskip("dask_ml.wrappers", reason="needs dask-ml")
+    bsk = pytest.importorskip("backprop_core.sklearn", reason="needs the sklearn extra")
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(600, 4))
+    if name == "MLPRegressor":
+        y, extra = X @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.1 * rng.normal(size=600), {}
+    else:
+        y, extra = (X[:, 0] + X[:, 1] > 0).astype(int), {"classes": np.array([0, 1])}
+    opts = dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=0.01, random_state=0)
+    inc = dask_ml_wrappers.Incremental(getattr(bsk, name)(**opts), shuffle_blocks=False)
+    inc.fit(da.from_array(X, chunks=(150, 4)), da.from_array(y, chunks=150), **extra)
+    # The same partial_fit calls on the same blocks, in order, in this process.
+    seq = getattr(bsk, name)(**opts)
+    for i in range(0, 600, 150):
+        seq.partial_fit(X[i : i + 150], y[i : i + 150], **extra)
+    for got, want in zip(inc.estimator_.coefs_ + inc.estimator_.intercepts_, seq.coefs_ + seq.intercepts_):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(np.asarray(inc.predict(X)), seq.predict(X), rtol=1e-12)
