@@ -122,7 +122,7 @@ def _big_jobs():
     rng = np.random.default_rng(21)
     jobs = []
     for dtype in (np.float32, np.float64):
-        W = [rng.normal(size=(o, i)).astype(dtype) / np.sqrt(i) for i, o in zip(_BIG_DIMS, _BIG_DIMS[1:])]
+        W = [(rng.normal(size=(o, i)) / np.sqrt(i)).astype(dtype) for i, o in zip(_BIG_DIMS, _BIG_DIMS[1:])]
         b = [rng.normal(size=(o, 1)).astype(dtype) for o in _BIG_DIMS[1:]]
         x = rng.normal(size=(_BIG_DIMS[0], _BIG_N)).astype(dtype)
         y = rng.normal(size=(_BIG_DIMS[-1], _BIG_N)).astype(dtype)
