@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
+from ._dtype import as_array, common_dtype, named_items
 from ._results import (
     NOTEBOOK_CHAIN,
     Backward,
@@ -49,6 +50,98 @@ def check_relu_grad_at_zero(value: Any) -> float:
     if not 0.0 <= c <= 1.0:
         raise ValueError(f"relu_grad_at_zero: expected a value in [0, 1], got {value!r}")
     return c
+
+
+LOSS_NAMES = ("squared_error", "cross_entropy")
+REDUCTION_NAMES = ("sum", "mean")
+
+
+def check_loss(loss: Any, reduction: Any) -> bool:
+    """Checks ``loss`` and ``reduction``; True for the notebook's (squared error, summed)."""
+    if type(loss) is str and type(reduction) is str and loss == "squared_error" \
+            and reduction == "sum":
+        return True
+    if not isinstance(loss, str) or loss not in LOSS_NAMES:
+        raise ValueError(f"loss: expected one of {list(LOSS_NAMES)}, got {loss!r}")
+    if not isinstance(reduction, str) or reduction not in REDUCTION_NAMES:
+        raise ValueError(f"reduction: expected one of {list(REDUCTION_NAMES)}, got {reduction!r}")
+    return False
+
+
+def loss_gradients(
+    net_input: Any, y: Any, all_weights: Any, all_biases: Any, c: float, loss: str,
+    reduction: str, model_dtype: np.dtype | None = None,
+) -> tuple[Any, list[np.ndarray], list[np.ndarray]]:
+    """Loss and gradients for any ``loss`` / ``reduction``, natively (train.hpp's objective
+    with no penalty: the loss's dl/df_K sent back through the notebook's backward pass)."""
+    from .reference import is_labels
+
+    weights = named_items("all_weights", all_weights)  # each list read once
+    biases = named_items("all_biases", all_biases)
+    labels = loss == "cross_entropy" and is_labels(y)
+    named = [("net_input", net_input), *([] if labels else [("y", y)])]
+    dtype = common_dtype([*named, *weights, *biases])
+    if model_dtype is not None:  # a model computes in its own dtype: another float is refused
+        for name, value in named:
+            kind = np.asarray(value).dtype
+            if kind.kind == "f" and kind != model_dtype:
+                raise TypeError(f"{name}: expected dtype {model_dtype} (the model's), got {kind}")
+        dtype = model_dtype
+    W = [as_array(v, dtype, n) for n, v in weights]
+    b = [as_array(v, dtype, n) for n, v in biases]
+    x = as_array(net_input, dtype, "net_input")
+    if not W:
+        raise ValueError("all_weights: expected at least one layer")
+    if x.ndim != 2:
+        raise ValueError(f"net_input: expected shape (D_0, N), got {x.shape}")
+    D_o, N = int(W[-1].shape[0]) if W[-1].ndim == 2 else -1, x.shape[1]
+    if labels:
+        Y = np.ascontiguousarray(y, dtype=np.int64)
+    else:
+        Y = as_array(y, dtype, "y")
+        padded = (1,) * (2 - Y.ndim) + Y.shape
+        if Y.ndim > 2 or padded[0] not in (1, D_o) or padded[1] not in (1, N):
+            raise ValueError(
+                f"y: expected a scalar or an array broadcastable to ({D_o}, {N}), got shape "
+                f"{Y.shape}"
+            )
+        if D_o >= 0:  # (else the core names the weights' shape first)
+            Y = np.ascontiguousarray(np.broadcast_to(Y, (D_o, N)))
+    dW = [np.empty(w.shape, dtype) for w in W]
+    db = [np.empty(v.shape, dtype) for v in b]
+    value = _core.objective(W, b, x, Y, dW, db, loss=loss, reduction=reduction, alpha=0.0,
+                            relu_grad_at_zero=c)
+    return dtype.type(value), dW, db
+
+
+def loss_backward(
+    all_weights: Any, all_biases: Any, all_f: Any, all_h: Any, y: Any, c: float, loss: str,
+    reduction: str,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The backward pass for any ``loss`` / ``reduction``: dl/df_K from the loss's definition
+    (O(D_{K+1} N), in numpy), then the native backward pass from it (f_K replaced by dl/df_K
+    against a target of 0, whose squared error's derivative is dl/df_K itself, exactly)."""
+    from .reference import LOSSES, is_labels
+
+    weights, biases = named_items("all_weights", all_weights), named_items("all_biases", all_biases)
+    fs, hs = named_items("all_f", all_f), named_items("all_h", all_h)
+    labels = loss == "cross_entropy" and is_labels(y)
+    dtype = common_dtype([*weights, *biases, *fs, *hs, *([] if labels else [("y", y)])])
+    if not fs:
+        raise ValueError("all_f: expected K + 1 arrays (the forward pass's), got 0")
+    f_K = as_array(fs[-1][1], dtype, fs[-1][0])
+    if f_K.ndim != 2:
+        raise ValueError(f"{fs[-1][0]}: expected shape (D_{{K+1}}, N), got {f_K.shape}")
+    targets = np.asarray(y) if labels else as_array(y, dtype, "y")
+    if not labels:
+        padded = (1,) * (2 - targets.ndim) + targets.shape
+        if targets.ndim > 2 or any(p not in (1, s) for p, s in zip(padded, f_K.shape)):
+            raise ValueError(f"y: expected a scalar or an array broadcastable to {f_K.shape}, "
+                             f"got shape {targets.shape}")
+    _, g = LOSSES[loss](f_K, targets, reduction)
+    g = np.ascontiguousarray(g, dtype)
+    return _core.backward([v for _, v in weights], [v for _, v in biases],
+                          [v for _, v in fs[:-1]] + [g], [v for _, v in hs], dtype.type(0), c)
 
 
 @overload
@@ -336,6 +429,8 @@ def backward(  # type: ignore[overload-overlap]  # (a Python float fits either d
     y: Scalar32,
     *,
     relu_grad_at_zero: float = ...,
+    loss: str = ...,
+    reduction: str = ...,
 ) -> Backward[np.float32]: ...
 @overload
 def backward(
@@ -346,6 +441,8 @@ def backward(
     y: Scalar64,
     *,
     relu_grad_at_zero: float = ...,
+    loss: str = ...,
+    reduction: str = ...,
 ) -> Backward[np.float64]: ...
 @overload
 def backward(
@@ -356,6 +453,8 @@ def backward(
     y: Any,
     *,
     relu_grad_at_zero: float = ...,
+    loss: str = ...,
+    reduction: str = ...,
 ) -> Backward[Any]: ...
 def backward(
     all_weights: Sequence[Any],
@@ -365,10 +464,13 @@ def backward(
     y: Any,
     *,
     relu_grad_at_zero: float = 1.0,
+    loss: str = "squared_error",
+    reduction: str = "sum",
 ) -> Backward[Any]:
     """Backward pass of the ReLU MLP of notebook 7.2 (its ``backward_pass``).
 
-    The loss is ``sum over outputs and samples of 0.5 (f_K - y)^2``.
+    The loss is ``sum over outputs and samples of 0.5 (f_K - y)^2``, unless ``loss`` or
+    ``reduction`` say otherwise.
 
     Parameters
     ----------
@@ -380,6 +482,12 @@ def backward(
         Targets, broadcastable to the output's shape (D_{K+1}, N).
     relu_grad_at_zero : float, default 1.0
         The ReLU derivative at exactly 0: 1 is the notebook's indicator (f >= 0), 0 is PyTorch's.
+    loss : {"squared_error", "cross_entropy"}, default "squared_error"
+        As in :func:`gradients`; for cross-entropy ``y`` may be int class labels of shape (N,).
+        Other than the default, dl/df_K is taken from the loss's definition in numpy
+        (:data:`backprop_core.reference.LOSSES`) and the backward pass from it natively.
+    reduction : {"sum", "mean"}, default "sum"
+        As in :func:`gradients`.
 
     Returns
     -------
@@ -402,7 +510,11 @@ def backward(
     46.618
     """
     c = check_relu_grad_at_zero(relu_grad_at_zero)
-    return _tuple_new(Backward, _core.backward(all_weights, all_biases, all_f, all_h, y, c))
+    if check_loss(loss, reduction):
+        return _tuple_new(Backward, _core.backward(all_weights, all_biases, all_f, all_h, y, c))
+    return _tuple_new(
+        Backward, loss_backward(all_weights, all_biases, all_f, all_h, y, c, loss, reduction)
+    )
 
 
 @overload
@@ -413,6 +525,8 @@ def gradients(  # type: ignore[overload-overlap]  # (a Python float fits either 
     all_biases: Sequence[F32],
     *,
     relu_grad_at_zero: float = ...,
+    loss: str = ...,
+    reduction: str = ...,
 ) -> Gradients[np.float32]: ...
 @overload
 def gradients(
@@ -422,6 +536,8 @@ def gradients(
     all_biases: Sequence[F64],
     *,
     relu_grad_at_zero: float = ...,
+    loss: str = ...,
+    reduction: str = ...,
 ) -> Gradients[np.float64]: ...
 @overload
 def gradients(
@@ -431,6 +547,8 @@ def gradients(
     all_biases: Sequence[Any],
     *,
     relu_grad_at_zero: float = ...,
+    loss: str = ...,
+    reduction: str = ...,
 ) -> Gradients[Any]: ...
 def gradients(
     net_input: Any,
@@ -439,6 +557,8 @@ def gradients(
     all_biases: Sequence[Any],
     *,
     relu_grad_at_zero: float = 1.0,
+    loss: str = "squared_error",
+    reduction: str = "sum",
 ) -> Gradients[Any]:
     """Loss and every weight and bias derivative of the ReLU MLP, in one native call.
 
@@ -456,11 +576,17 @@ def gradients(
         As in :func:`forward`.
     relu_grad_at_zero : float, default 1.0
         As in :func:`backward`.
+    loss : {"squared_error", "cross_entropy"}, default "squared_error"
+        The notebook's ``0.5 (f_K - y)^2``, or softmax cross-entropy over the D_{K+1} outputs
+        (``y`` int class labels of shape (N,), or one-hot / probability columns like f_K), as
+        :func:`backprop_core.fit` and :func:`backprop_core.reference.gradients` define them.
+    reduction : {"sum", "mean"}, default "sum"
+        Summed over samples (the notebook), or divided by N (scikit-learn, PyTorch).
 
     Returns
     -------
     loss : numpy scalar
-        ``sum 0.5 (f_K - y)^2``.
+        ``sum 0.5 (f_K - y)^2`` by default; the chosen loss and reduction otherwise.
     all_dl_dweights, all_dl_dbiases : list of ndarray
         As in :func:`backward`.
     Examples
@@ -473,4 +599,8 @@ def gradients(
     (478.118, 8.447)
     """
     c = check_relu_grad_at_zero(relu_grad_at_zero)
-    return _tuple_new(Gradients, _core.gradients(net_input, y, all_weights, all_biases, c))
+    if check_loss(loss, reduction):
+        return _tuple_new(Gradients, _core.gradients(net_input, y, all_weights, all_biases, c))
+    return _tuple_new(
+        Gradients, loss_gradients(net_input, y, all_weights, all_biases, c, loss, reduction)
+    )

@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import _core
-from ._api import check_relu_grad_at_zero
+from ._api import check_loss, check_relu_grad_at_zero, loss_gradients
 from ._model_io import ModelMethods
 from ._results import Forward, Gradients
 
@@ -20,6 +20,42 @@ def _not_initialised() -> NoReturn:
         "MLP: not initialised (made without __init__, e.g. by MLP.__new__ or a pickle that "
         "carries no parameters); construct it as MLP(all_weights, all_biases)"
     )
+
+
+def _written(
+    out: Any, dW: list[np.ndarray], db: list[np.ndarray], inputs: list[Any]
+) -> tuple[Any, Any]:
+    """Copies computed gradients into ``out = (dW_list, db_list)`` after checking it as the
+    native path does: two lists of C-contiguous, writeable arrays of the gradients' dtype and
+    shapes, none overlapping another or an input."""
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise TypeError(f"out: expected a tuple (all_dl_dweights, all_dl_dbiases), got "
+                        f"{type(out).__name__}")
+    lists, containers = [], (out[0], out[1])
+    for name, given, want in (("out[0]", out[0], dW), ("out[1]", out[1], db)):
+        if not isinstance(given, (list, tuple)):
+            raise TypeError(f"{name}: expected a list of arrays, got {type(given).__name__}")
+        items = list(given)  # read once
+        if len(items) != len(want):
+            raise ValueError(f"{name}: expected {len(want)} arrays, got {len(items)}")
+        for k, (a, w) in enumerate(zip(items, want)):
+            if type(a) is not np.ndarray:
+                raise TypeError(f"{name}[{k}]: expected a numpy array, got {type(a).__name__}")
+            if a.dtype != w.dtype or a.shape != w.shape:
+                raise ValueError(f"{name}[{k}]: expected a {w.dtype} array of shape {w.shape}, "
+                                 f"got a {a.dtype} array of shape {a.shape}")
+            if not a.flags.c_contiguous or not a.flags.writeable:
+                raise ValueError(f"{name}[{k}]: expected a C-contiguous, writeable array")
+        lists.append(items)
+    flat = [*lists[0], *lists[1]]
+    for i, a in enumerate(flat):
+        for other in flat[i + 1:] + [v for v in inputs if isinstance(v, np.ndarray)]:
+            if np.shares_memory(a, other):
+                raise ValueError("out: its arrays may not overlap each other, the input, y or "
+                                 "the model's parameters")
+    for a, g in zip(flat, [*dW, *db]):
+        np.copyto(a, g)
+    return containers  # (returned as given, as the native path returns them)
 
 
 class MLP(ModelMethods):  # from_widths, fit, predict, state dicts, save / load
@@ -108,6 +144,8 @@ class MLP(ModelMethods):  # from_widths, fit, predict, state dicts, save / load
         *,
         relu_grad_at_zero: float = 1.0,
         out: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
+        loss: str = "squared_error",
+        reduction: str = "sum",
     ) -> Gradients[Any]:
         """Loss and every weight and bias derivative.
 
@@ -125,11 +163,16 @@ class MLP(ModelMethods):  # from_widths, fit, predict, state dicts, save / load
             dtype shaped like the parameters, written in place and returned (no allocation per
             call). None may overlap another, the input, ``y`` or the model's parameters
             (``ValueError`` naming both).
+        loss : {"squared_error", "cross_entropy"}, default "squared_error"
+            As in :func:`backprop_core.gradients` (cross-entropy takes int class labels (N,) or
+            one-hot columns).
+        reduction : {"sum", "mean"}, default "sum"
+            As in :func:`backprop_core.gradients`.
 
         Returns
         -------
         Gradients
-            ``loss`` (``sum 0.5 (f_K - y)^2``, a numpy scalar), ``all_dl_dweights`` and
+            ``loss`` (``sum 0.5 (f_K - y)^2`` by default, a numpy scalar), ``all_dl_dweights`` and
             ``all_dl_dbiases`` (the lists of ``out`` when given).
         """
         try:
@@ -137,7 +180,15 @@ class MLP(ModelMethods):  # from_widths, fit, predict, state dicts, save / load
         except AttributeError:
             _not_initialised()
         c = check_relu_grad_at_zero(relu_grad_at_zero)
-        return _tuple_new(Gradients, _core.model_gradients(handle, net_input, y, c, out))
+        if check_loss(loss, reduction):
+            return _tuple_new(Gradients, _core.model_gradients(handle, net_input, y, c, out))
+        weights = _core.model_parameters(handle, True)
+        biases = _core.model_parameters(handle, False)
+        value, dW, db = loss_gradients(net_input, y, weights, biases, c, loss, reduction,
+                                       np.dtype(weights[0].dtype))
+        if out is not None:
+            dW, db = _written(out, dW, db, [net_input, y, *weights, *biases])
+        return _tuple_new(Gradients, (value, dW, db))
 
     def __repr__(self) -> str:
         try:

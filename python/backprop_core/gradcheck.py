@@ -154,6 +154,8 @@ def gradcheck(
     all_biases: Sequence[Any] | None = None,
     grads: tuple[Any, Any] | None = None,
     relu_grad_at_zero: float = 1.0,
+    loss: str = "squared_error",
+    reduction: str = "sum",
     eps: float | None = None,
     rtol: float | None = None,
     atol: float | None = None,
@@ -175,6 +177,9 @@ def gradcheck(
         pass. Default: the native gradients.
     relu_grad_at_zero : float, default 1.0
         The ReLU derivative at 0 used by the native gradients.
+    loss, reduction : str, default "squared_error", "sum"
+        An MLP's loss, as in :func:`gradients` (``"cross_entropy"`` takes int class labels of
+        shape (N,) or one-hot columns as ``y``). The toy chain has only the notebook's loss.
     eps, rtol, atol : float, optional
         Step (relative to ``max(1, |p|)``), relative and absolute tolerance; ``atol`` is absolute
         (not scaled by the loss) when given. Defaults by dtype: see the module's table. Finite
@@ -206,14 +211,18 @@ def gradcheck(
     if toy == mlp:
         raise TypeError("gradcheck: give either beta and omega (the toy chain) or all_weights "
                         "and all_biases (an MLP)")
+    _api.check_loss(loss, reduction)
     if toy:
+        if (loss, reduction) != ("squared_error", "sum"):
+            raise ValueError("loss, reduction: the toy chain's loss is (f - y)^2 summed, got "
+                             f"loss={loss!r}, reduction={reduction!r}")
         named = [("x", x), ("y", y), ("beta", beta), ("omega", omega)]
         dtype = common_dtype(named)
         params = [as_array(beta, dtype, "beta"), as_array(omega, dtype, "omega")]
         names = ["beta", "omega"]
         options = {"activations": activations, "relu_grad_at_zero": relu_grad_at_zero}
 
-        def loss(p: list[np.ndarray]) -> float:
+        def objective(p: list[np.ndarray]) -> float:
             return float(_api.toy_backward(x, y, p[0], p[1], **options).loss)
 
         r = _api.toy_backward(x, y, params[0], params[1], **options)
@@ -223,19 +232,22 @@ def gradcheck(
         # (read by iteration: `x or []` would ask a lying __len__)
         W = [] if all_weights is None else list(all_weights)
         b = [] if all_biases is None else list(all_biases)
-        dtype = common_dtype(
-            [("net_input", x), ("y", y), *named_items("all_weights", W), *named_items("all_biases", b)]
-        )
+        from .reference import is_labels
+
+        labels = loss == "cross_entropy" and is_labels(y)  # (int labels: no part in the dtype)
+        dtype = common_dtype([
+            ("net_input", x), *([] if labels else [("y", y)]),
+            *named_items("all_weights", W), *named_items("all_biases", b),
+        ])
+        options = {"relu_grad_at_zero": relu_grad_at_zero, "loss": loss, "reduction": reduction}
         params = as_arrays(W, dtype, "all_weights") + as_arrays(b, dtype, "all_biases")
         K1 = len(W)
         names = [f"all_weights[{k}]" for k in range(K1)] + [f"all_biases[{k}]" for k in range(K1)]
 
-        def loss(p: list[np.ndarray]) -> float:
-            return float(_api.gradients(x, y, p[:K1], p[K1:], relu_grad_at_zero=relu_grad_at_zero)[0])
+        def objective(p: list[np.ndarray]) -> float:
+            return float(_api.gradients(x, y, p[:K1], p[K1:], **options)[0])
 
-        lv, dW, db = _api.gradients(
-            x, y, params[:K1], params[K1:], relu_grad_at_zero=relu_grad_at_zero
-        )
+        lv, dW, db = _api.gradients(x, y, params[:K1], params[K1:], **options)
         value, native = float(lv), [*dW, *db]
         _, all_f, _ = _api.forward(x, params[:K1], params[K1:])
         relu_inputs = all_f[:-1]
@@ -263,7 +275,7 @@ def gradcheck(
     atol = d_atol * max(1.0, abs(value)) if atol is None else atol
 
     rows = []
-    for i, idx, fd in _central(loss, params, eps):
+    for i, idx, fd in _central(objective, params, eps):
         v = float(checked[i][idx])
         err = abs(v - fd)
         rel = err / abs(fd) if fd else (0.0 if err == 0 else float("inf"))
