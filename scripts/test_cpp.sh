@@ -24,6 +24,13 @@ BACKPROP_CORE_NUM_THREADS=3 TSAN_OPTIONS=halt_on_error=1:die_after_fork=0 "$out/
 $cxx -std=c++17 -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
     -Icpp/include tests/cpp/test_notebooks.cpp -o "$out/test_notebooks" -lpthread
 "$out/test_notebooks"
+# The small products' kernels (small_gemm.hpp) at each vector width, whatever this CPU has.
+for bytes in 16 32 64; do
+    $cxx -std=c++17 -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+        -DBACKPROP_CORE_VECTOR_BYTES=$bytes -Icpp/include tests/cpp/test_small_gemm.cpp \
+        -o "$out/test_small_gemm_$bytes"
+    "$out/test_small_gemm_$bytes"
+done
 # The training loop (train.hpp) against a naive second implementation, step by step.
 $cxx -std=c++17 -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
     -Icpp/include tests/cpp/test_train.cpp -o "$out/test_train" -lpthread

@@ -12,6 +12,7 @@
 
 #include "activations.hpp"
 #include "parallel.hpp"
+#include "small_gemm.hpp"
 #include "vmath.hpp"
 
 #if defined(BACKPROP_CORE_MKL)  // oneMKL, linked statically, sequential
@@ -58,6 +59,17 @@ inline bool use_blas(std::size_t M, std::size_t N, std::size_t K) {
     return blas_available() && M * N * K >= blas_threshold && M < limit && N < limit &&
            K < limit && M * K < limit && K * N < limit && M * N < limit;
 }
+
+// Small products run in small_gemm.hpp's register-blocked kernels, with the bias and ReLU
+// (forward) or ReLU' (backward) applied to each tile in registers. Measured on a 32x32 layer of
+// 64 samples (AVX-512): forward 2.0 us against 2.6 us for OpenBLAS's call and the bias pass
+// after it, the input gradient 1.9 us against 2.0 us; weight gradients stay with BLAS (2.2 us
+// against 3.3 us for small_nt, whose sums end in a reduction across lanes).
+// The forward pass of a layer with at most small_layer_weights weights takes them for any batch
+// (chosen by shape alone: a sample's output is then the same bits in any batch, as the kernels
+// compute each sample alike wherever it stands), in tasks of 512 samples on large batches.
+inline constexpr std::size_t small_layer_weights = 64 * 64;
+inline bool small_layer(std::size_t M, std::size_t D) { return M * D <= small_layer_weights; }
 
 // Before the first BLAS call, whichever path makes it: the pool's threads call BLAS, each call
 // on one thread (BLAS threads of its own would compete).
@@ -162,20 +174,7 @@ template <class T> struct BiasRelu {
     std::size_t ld;
 
     void operator()(std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) const {
-        with_widest_vectors([&] {
-            for (std::size_t i = r0; i < r1; ++i) {
-                T* row = out + i * ld;
-                const T b = bias[i];
-                if (!h) {
-                    for (std::size_t n = c0; n < c1; ++n) row[n] += b;
-                } else if (h == out) {
-                    for (std::size_t n = c0; n < c1; ++n) row[n] = relu_marked(row[n] + b);
-                } else {
-                    T* hr = h + i * ld;
-                    for (std::size_t n = c0; n < c1; ++n) hr[n] = relu(row[n] += b);
-                }
-            }
-        });
+        rows_pass(out, ld, bias, r0, r1, c0, c1, StoreRelu<T>{out, h, ld});
     }
 };
 
@@ -187,13 +186,8 @@ template <class T> struct ReluMask {
     T at_zero;
 
     void operator()(std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) const {
-        with_widest_vectors([&] {
-            for (std::size_t i = r0; i < r1; ++i) {
-                T* row = g + i * ld;
-                const T* fr = f + i * ld;
-                for (std::size_t n = c0; n < c1; ++n) row[n] *= relu_grad(fr[n], at_zero);
-            }
-        });
+        rows_pass(g, ld, static_cast<const T*>(nullptr), r0, r1, c0, c1,
+                  StoreReluGrad<T>{g, f, ld, at_zero});
     }
 };
 
@@ -202,6 +196,14 @@ template <class T> struct ReluMask {
 template <class T>
 void affine(const T* W, const T* b, const T* in, std::size_t M, std::size_t D, std::size_t N,
             T* out, T* relu_out = nullptr) {
+    if (N > 1 && (small_layer(M, D) || !use_blas(M, N, D))) {
+        const std::size_t cols = 512;  // (a multiple of every vector's lanes)
+        return run_together(task_set((N + cols - 1) / cols, [=](std::size_t p) {
+            const std::size_t n0 = p * cols, n = std::min(N, n0 + cols) - n0;
+            small_nn(M, n, D, W, D, 1, in + n0, N, b,
+                     StoreRelu<T>{out + n0, relu_out ? relu_out + n0 : nullptr, N});
+        }, double(M) * double(N) * double(D)));
+    }
 #if defined(BACKPROP_CORE_CBLAS)
     if (use_blas(M, N, D)) {
         const BiasRelu<T> bias_relu{out, b, relu_out, N};
@@ -216,17 +218,6 @@ void affine(const T* W, const T* b, const T* in, std::size_t M, std::size_t D, s
             if (relu_out) relu_out[i] = relu(acc);
         }
         return;
-    }
-    for (std::size_t i = 0; i < M; ++i) {
-        T* row = out + i * N;
-        std::fill(row, row + N, b[i]);
-        for (std::size_t d = 0; d < D; ++d) {
-            const T w = W[i * D + d];
-            const T* src = in + d * N;
-            for (std::size_t n = 0; n < N; ++n) row[n] += w * src[n];
-        }
-        if (relu_out)
-            for (std::size_t n = 0; n < N; ++n) relu_out[i * N + n] = relu(row[n]);
     }
 }
 
@@ -263,15 +254,17 @@ void weight_grad_loops(const T* g, const T* in, std::size_t M, std::size_t D, st
             for (std::size_t d = 0; d < D; ++d) dW[r * D + d] = T(double(g[r]) * in[d]);
         return;
     }
-    for (std::size_t r = 0; r < M; ++r) {
-        const T* g_r = g + r * N;
-        for (std::size_t d = 0; d < D; ++d) {
-            const T* in_d = in + d * N;
-            double acc = 0;
-            for (std::size_t n = 0; n < N; ++n) acc += double(g_r[n]) * in_d[n];
-            dW[r * D + d] = T(acc);
-        }
-    }
+    small_nt(M, D, N, g, N, in, N, dW, D);
+}
+
+// dW (M, D) = g (M, N) in^T on the calling thread: one BLAS call when the product is large
+// enough, else the loops.
+template <class T>
+void weight_grad(const T* g, const T* in, std::size_t M, std::size_t D, std::size_t N, T* dW) {
+#if defined(BACKPROP_CORE_CBLAS)
+    if (use_blas(M, D, N)) return cblas_gemm(false, true, M, D, N, g, N, in, N, dW, D);
+#endif
+    weight_grad_loops(g, in, M, D, N, dW);
 }
 
 // How a weight gradient's sum over N samples is cut for BLAS: `parts` ranges of `len` samples
@@ -338,23 +331,29 @@ auto weight_grad_sum_tasks(std::size_t M, std::size_t D, std::size_t N, T* dW, c
 template <class T>
 void input_grad_loops(const T* W, const T* g, std::size_t M, std::size_t D, std::size_t N,
                       T* out) {
-    std::fill(out, out + D * N, T(0));
-    if (N == 1) {  // one sample: out += g_r * W[r, :], row by row
+    if (N == 1) {
+        std::fill(out, out + D, T(0));  // one sample: out += g_r * W[r, :], row by row
         for (std::size_t r = 0; r < M; ++r) {
             const T gr = g[r];
             const T* w = W + r * D;
             for (std::size_t d = 0; d < D; ++d) out[d] += w[d] * gr;
         }
     } else {
-        for (std::size_t r = 0; r < M; ++r) {
-            const T* g_r = g + r * N;
-            for (std::size_t d = 0; d < D; ++d) {
-                const T w = W[r * D + d];
-                T* dst = out + d * N;
-                for (std::size_t n = 0; n < N; ++n) dst[n] += w * g_r[n];
-            }
-        }
+        small_nn(D, N, M, W, 1, D, g, N, static_cast<const T*>(nullptr), StorePlain<T>{out, N});
     }
+}
+
+// out (D, N) = (W^T (D, M) g (M, N)) * ReLU'(f) (f (D, N)), ReLU'(0) = at_zero, in plain loops.
+template <class T>
+void input_grad_relu_loops(const T* W, const T* g, std::size_t M, std::size_t D, std::size_t N,
+                           T* out, const T* f, T at_zero) {
+    if (N == 1) {
+        input_grad_loops(W, g, M, D, N, out);
+        for (std::size_t d = 0; d < D; ++d) out[d] *= relu_grad(f[d], at_zero);
+        return;
+    }
+    small_nn(D, N, M, W, 1, D, g, N, static_cast<const T*>(nullptr),
+             StoreReluGrad<T>{out, f, N, at_zero});
 }
 
 // out (D, N) = W^T (D, M) g (M, N), then epilogue(r0, r1, c0, c1) over the rows [r0, r1) and

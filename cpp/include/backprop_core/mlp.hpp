@@ -5,10 +5,10 @@
 //   f_k = W_k h_k + b_k, h_{k+1} = ReLU(f_k)   affine() and BiasRelu (gemm.hpp); relu() and
 //                                             relu_marked() (activations.hpp)
 //   l = sum 0.5 (f_K - y)^2, dl/df_K = f_K - y squared_error() below
-//   dl/dW_k = dl/df_k h_k^T                    weight_grad_loops() / weight_grad_tasks() (gemm.hpp),
+//   dl/dW_k = dl/df_k h_k^T                    weight_grad() / weight_grad_tasks() (gemm.hpp),
 //                                             and one BLAS call a block in the blocked pass
 //   dl/db_k = sum over samples of dl/df_k      sum_row() (gemm.hpp)
-//   dl/dh_k = W_k^T dl/df_k                    input_grad_loops() / input_grad_tasks() (gemm.hpp)
+//   dl/dh_k = W_k^T dl/df_k                    input_grad_relu_loops() / input_grad_tasks() (gemm.hpp)
 //   dl/df_{k-1} = ReLU'(f_{k-1}) dl/dh_k       relu_grad() / relu_grad_marked() (activations.hpp)
 // Whole passes: mlp_forward(), mlp_backward(), mlp_gradients_blocked() here; the choice between
 // them, the scratch and the model live in model.hpp.
@@ -95,13 +95,12 @@ T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, cons
         // tile while it is in cache. All read dl/df_k only, so they share one parallel region.
         const ReluMask<T> relu_mask{g_prev, k ? f[k - 1] : nullptr, N, net.relu_grad_at_zero};
         const double work = double(M) * double(N) * double(dims[k] + D + 1);
-        if (work < parallel_work && !use_blas(M, dims[k], N) && !use_blas(D, N, M)) {
-            // a small layer: the same loops the tasks would run, without building them
-            weight_grad_loops(g, h[k], M, dims[k], N, dW[k]);
-            if (D * N > 0) {
-                input_grad_loops(net.weights[k], g, M, D, N, g_prev);
-                relu_mask(0, D, 0, N);
-            }
+        if (work < parallel_work) {
+            // a small layer, on the calling thread: no tasks to build
+            weight_grad(g, h[k], M, dims[k], N, dW[k]);
+            if (D * N > 0)
+                input_grad_relu_loops(net.weights[k], g, M, D, N, g_prev, f[k - 1],
+                                      net.relu_grad_at_zero);
             if (N == 1)  // one sample: the sum is the value itself
                 std::copy_n(g, M, db[k]);
             else

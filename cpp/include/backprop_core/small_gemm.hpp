@@ -1,0 +1,290 @@
+// Register-blocked kernels for the products of small layers (a minibatch through a narrow MLP),
+// where a BLAS call's packing and dispatch cost as much as the arithmetic, with the passes that
+// follow each product (bias, ReLU, ReLU') done on the tile while it is still in registers.
+// Row-major throughout, samples along rows. The vector width is chosen at run time (AVX-512,
+// AVX2, else the build's baseline of 16 bytes) and each kernel is compiled for it whole; every
+// sum runs in a fixed order, so the result depends on the data and the CPU's vector width only,
+// never on threads.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+#include <type_traits>
+
+#include "activations.hpp"
+#include "vmath.hpp"
+
+// Vectors pass between inline functions that are compiled only inside run_avx512 / run_avx2
+// (flatten: inlined whole into a function built for those vectors), never across a real call,
+// so the warning that such a call's ABI would change does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+// Loops over a tile's fixed sizes, unrolled so that its accumulators live in registers.
+#define BACKPROP_CORE_UNROLL _Pragma("GCC unroll 16")
+
+namespace backprop_core {
+
+template <class T, std::size_t Bytes> struct SimdOf {
+    typedef T type __attribute__((vector_size(Bytes)));
+    static constexpr std::size_t lanes = Bytes / sizeof(T);
+};
+
+template <class V> inline V load_vec(const void* p) {
+    V v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+template <class V> inline void store_vec(void* p, const V& v) { std::memcpy(p, &v, sizeof v); }
+
+// Runs f(std::integral_constant<std::size_t, Bytes>) compiled for the widest vectors this CPU has.
+// A build that defines BACKPROP_CORE_VECTOR_BYTES takes that width everywhere (the C++ tests check
+// each width's kernels so, on any CPU: the compiler emulates vectors wider than the target's).
+template <class F> void with_vector_bytes(const F& f) {
+#if defined(BACKPROP_CORE_VECTOR_BYTES)
+    return f(std::integral_constant<std::size_t, BACKPROP_CORE_VECTOR_BYTES>{});
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (cpu_has_avx512()) return run_avx512([&] { f(std::integral_constant<std::size_t, 64>{}); });
+    if (cpu_has_avx2()) return run_avx2([&] { f(std::integral_constant<std::size_t, 32>{}); });
+#endif
+    f(std::integral_constant<std::size_t, 16>{});
+}
+
+// What happens to a tile of C = A B (rows i, columns n) before it is stored. Each has a vector
+// and a scalar form, the same arithmetic.
+template <class T> struct StorePlain {  // C = A B
+    T* C;
+    std::size_t ldc;
+    template <class V> void operator()(std::size_t i, std::size_t n, const V& v) const {
+        store_vec(C + i * ldc + n, v);
+    }
+};
+
+// The forward pass's epilogue (BiasRelu's, gemm.hpp): the bias is the sum's starting value;
+// h null: out only; h == out: relu_marked(out) in place; else out and h = ReLU(out).
+template <class T> struct StoreRelu {
+    T* out;
+    T* h;
+    std::size_t ld;
+    template <class V> void operator()(std::size_t i, std::size_t n, const V& v) const {
+        if constexpr (std::is_same_v<V, T>) {
+            if (!h)
+                out[i * ld + n] = v;
+            else if (h == out)
+                out[i * ld + n] = relu_marked(v);
+            else
+                out[i * ld + n] = v, h[i * ld + n] = relu(v);
+        } else {
+            const V zero = V{};
+            if (!h) {
+                store_vec(out + i * ld + n, v);
+            } else if (h == out) {  // -0 where v < 0, v + 0 elsewhere (as relu_marked)
+                store_vec(out + i * ld + n, v < zero ? zero * T(-1) : v + T(0));
+            } else {
+                store_vec(out + i * ld + n, v);
+                store_vec(h + i * ld + n, v < zero ? zero : v);
+            }
+        }
+    }
+};
+
+// The backward pass's epilogue (ReluMask's, gemm.hpp): g = (W^T g) * ReLU'(f), with
+// ReLU'(0) = at_zero and NaN kept, as relu_grad.
+template <class T> struct StoreReluGrad {
+    T* g;
+    const T* f;
+    std::size_t ld;
+    T at_zero;
+    template <class V> void operator()(std::size_t i, std::size_t n, const V& v) const {
+        if constexpr (std::is_same_v<V, T>) {
+            g[i * ld + n] = v * relu_grad(f[i * ld + n], at_zero);
+        } else {
+            const V fv = load_vec<V>(f + i * ld + n);
+            const V zero = V{}, one = zero + T(1);
+            V d = fv == zero ? zero + at_zero : fv;  // NaN stays NaN
+            d = fv < zero ? zero : d;
+            d = fv > zero ? one : d;
+            store_vec(g + i * ld + n, v * d);
+        }
+    }
+};
+
+// epi(i, n, v) for rows [r0, r1) and columns [c0, c1) of a row-major array with rows ld
+// apart, v the stored value plus add[i] (when add is not null): an elementwise pass with the
+// epilogues above, as vectors along the rows.
+template <class T, class Epi>
+void rows_pass(const T* src, std::size_t ld, const T* add, std::size_t r0, std::size_t r1,
+               std::size_t c0, std::size_t c1, const Epi& epilogue) {
+    with_vector_bytes([=](auto bytes) {
+        using V = typename SimdOf<T, decltype(bytes)::value>::type;
+        constexpr std::size_t L = SimdOf<T, decltype(bytes)::value>::lanes;
+        // local copies: no store through T* can alias them, so they stay in registers
+        const Epi epi = epilogue;
+        const T* const s = src;
+        const std::size_t l = ld, i0 = r0, i1 = r1, n0 = c0, n1 = c1;
+        for (std::size_t i = i0; i < i1; ++i) {
+            const T a = add ? add[i] : T(0);
+            std::size_t n = n0;
+            for (; n + L <= n1; n += L) epi(i, n, load_vec<V>(s + i * l + n) + a);
+            for (; n < n1; ++n) epi(i, n, T(s[i * l + n] + a));
+        }
+    });
+}
+
+// R rows of C = init + A B for columns [n0, n0 + C * lanes): A(i, k) = A[i * sa + k * sk].
+template <class T, std::size_t Bytes, std::size_t R, std::size_t Cv, class Epi>
+inline void small_nn_block(std::size_t i0, std::size_t n0, std::size_t K, const T* A,
+                           std::size_t sa, std::size_t sk, const T* B, std::size_t ldb,
+                           const T* init, const Epi& epi) {
+    using V = typename SimdOf<T, Bytes>::type;
+    constexpr std::size_t L = SimdOf<T, Bytes>::lanes;
+    V acc[R][Cv];
+    BACKPROP_CORE_UNROLL
+    for (std::size_t r = 0; r < R; ++r)
+        BACKPROP_CORE_UNROLL
+        for (std::size_t c = 0; c < Cv; ++c) acc[r][c] = V{} + (init ? init[i0 + r] : T(0));
+    const T* a = A + i0 * sa;
+    const T* b = B + n0;
+    for (std::size_t k = 0; k < K; ++k, a += sk, b += ldb) {
+        V x[Cv];
+        BACKPROP_CORE_UNROLL
+        for (std::size_t c = 0; c < Cv; ++c) x[c] = load_vec<V>(b + c * L);
+        BACKPROP_CORE_UNROLL
+        for (std::size_t r = 0; r < R; ++r) {
+            const T w = a[r * sa];
+            BACKPROP_CORE_UNROLL
+            for (std::size_t c = 0; c < Cv; ++c) acc[r][c] += w * x[c];
+        }
+    }
+    BACKPROP_CORE_UNROLL
+    for (std::size_t r = 0; r < R; ++r)
+        BACKPROP_CORE_UNROLL
+        for (std::size_t c = 0; c < Cv; ++c) epi(i0 + r, n0 + c * L, acc[r][c]);
+}
+
+// The same for the last `count` (< lanes) columns from n0: the same vector arithmetic on a vector
+// whose other lanes are 0, so that a sample's result does not depend on where it stands in
+// the batch (nor on the batch's length).
+template <class T, std::size_t Bytes, std::size_t R, class Epi>
+inline void small_nn_partial(std::size_t i0, std::size_t n0, std::size_t count, std::size_t K,
+                             const T* A, std::size_t sa, std::size_t sk, const T* B,
+                             std::size_t ldb, const T* init, const Epi& epi) {
+    using V = typename SimdOf<T, Bytes>::type;
+    V acc[R];
+    BACKPROP_CORE_UNROLL
+    for (std::size_t r = 0; r < R; ++r) acc[r] = V{} + (init ? init[i0 + r] : T(0));
+    const T* a = A + i0 * sa;
+    const T* b = B + n0;
+    for (std::size_t k = 0; k < K; ++k, a += sk, b += ldb) {
+        V x{};
+        for (std::size_t j = 0; j < count; ++j) x[j] = b[j];
+        BACKPROP_CORE_UNROLL
+        for (std::size_t r = 0; r < R; ++r) acc[r] += a[r * sa] * x;
+    }
+    for (std::size_t r = 0; r < R; ++r)
+        for (std::size_t j = 0; j < count; ++j) epi(i0 + r, n0 + j, T(acc[r][j]));
+}
+
+template <class T, std::size_t Bytes, std::size_t R, class Epi>
+inline void small_nn_rows(std::size_t i0, std::size_t N, std::size_t K, const T* A,
+                          std::size_t sa, std::size_t sk, const T* B, std::size_t ldb,
+                          const T* init, const Epi& epi) {
+    constexpr std::size_t L = SimdOf<T, Bytes>::lanes;
+    std::size_t n = 0;
+    for (; n + 2 * L <= N; n += 2 * L)
+        small_nn_block<T, Bytes, R, 2>(i0, n, K, A, sa, sk, B, ldb, init, epi);
+    for (; n + L <= N; n += L)
+        small_nn_block<T, Bytes, R, 1>(i0, n, K, A, sa, sk, B, ldb, init, epi);
+    if (n < N) small_nn_partial<T, Bytes, R>(i0, n, N - n, K, A, sa, sk, B, ldb, init, epi);
+}
+
+// C (M, N) = init (a value per row, or none) + A (M, K) B (K, N), each element given to
+// epi(i, n, value) (vectors of lanes along n where they fit): A(i, k) = A[i * sa + k * sk]
+// (sa = K, sk = 1 for A as stored; sa = 1, sk = M for A^T of an array stored (K, M)).
+template <class T, class Epi>
+void small_nn(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_t sa,
+              std::size_t sk, const T* B, std::size_t ldb, const T* init, const Epi& epilogue) {
+    with_vector_bytes([=](auto bytes) {
+        constexpr std::size_t Bytes = decltype(bytes)::value;
+        constexpr std::size_t R = Bytes == 64 ? 8 : 4;  // accumulators: 16 of 32, 8 of 16
+        const Epi epi = epilogue;  // a local copy: no store through T* can alias its fields
+        std::size_t i = 0;
+        for (; i + R <= M; i += R)
+            small_nn_rows<T, Bytes, R>(i, N, K, A, sa, sk, B, ldb, init, epi);
+        for (; i + 2 <= M; i += 2)
+            small_nn_rows<T, Bytes, 2>(i, N, K, A, sa, sk, B, ldb, init, epi);
+        for (; i < M; ++i) small_nn_rows<T, Bytes, 1>(i, N, K, A, sa, sk, B, ldb, init, epi);
+    });
+}
+
+// The sum of a vector's lanes in a fixed order: the upper half added to the lower, until one
+// lane is left (lane j meets lane j + L/2 first).
+template <class T, std::size_t Bytes>
+inline T lane_sum(const typename SimdOf<T, Bytes>::type& v) {
+    if constexpr (Bytes == 2 * sizeof(T)) {
+        return v[0] + v[1];
+    } else {
+        using H = typename SimdOf<T, Bytes / 2>::type;
+        H lo, hi;
+        std::memcpy(&lo, &v, sizeof lo);
+        std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
+        return lane_sum<T, Bytes / 2>(lo + hi);
+    }
+}
+
+// R x S entries of C = G H^T from rows i0.. of G and d0.. of H, each row N long: a vector of
+// partial sums an entry, then the lanes added pairwise, then the samples that fill no vector.
+template <class T, std::size_t Bytes, std::size_t R, std::size_t S>
+inline void small_nt_block(std::size_t i0, std::size_t d0, std::size_t N, const T* G,
+                           std::size_t ldg, const T* H, std::size_t ldh, T* C, std::size_t ldc) {
+    using V = typename SimdOf<T, Bytes>::type;
+    constexpr std::size_t L = SimdOf<T, Bytes>::lanes;
+    V acc[R][S];
+    BACKPROP_CORE_UNROLL
+    for (std::size_t r = 0; r < R; ++r)
+        BACKPROP_CORE_UNROLL
+        for (std::size_t s = 0; s < S; ++s) acc[r][s] = V{};
+    std::size_t n = 0;
+    for (; n + L <= N; n += L) {
+        V h[S];
+        BACKPROP_CORE_UNROLL
+        for (std::size_t s = 0; s < S; ++s) h[s] = load_vec<V>(H + (d0 + s) * ldh + n);
+        BACKPROP_CORE_UNROLL
+        for (std::size_t r = 0; r < R; ++r) {
+            const V g = load_vec<V>(G + (i0 + r) * ldg + n);
+            BACKPROP_CORE_UNROLL
+            for (std::size_t s = 0; s < S; ++s) acc[r][s] += g * h[s];
+        }
+    }
+    BACKPROP_CORE_UNROLL
+    for (std::size_t r = 0; r < R; ++r)
+        BACKPROP_CORE_UNROLL
+        for (std::size_t s = 0; s < S; ++s) {
+            T sum = lane_sum<T, Bytes>(acc[r][s]);
+            for (std::size_t m = n; m < N; ++m)
+                sum += G[(i0 + r) * ldg + m] * H[(d0 + s) * ldh + m];
+            C[(i0 + r) * ldc + d0 + s] = sum;
+        }
+}
+
+template <class T, std::size_t Bytes, std::size_t R>
+inline void small_nt_rows(std::size_t i0, std::size_t D, std::size_t N, const T* G,
+                          std::size_t ldg, const T* H, std::size_t ldh, T* C, std::size_t ldc) {
+    std::size_t d = 0;
+    for (; d + 3 <= D; d += 3) small_nt_block<T, Bytes, R, 3>(i0, d, N, G, ldg, H, ldh, C, ldc);
+    for (; d < D; ++d) small_nt_block<T, Bytes, R, 1>(i0, d, N, G, ldg, H, ldh, C, ldc);
+}
+
+// C (M, D) = G (M, N) H (D, N)^T: the weight gradient dl/df h^T, a dot product an entry.
+template <class T>
+void small_nt(std::size_t M, std::size_t D, std::size_t N, const T* G, std::size_t ldg,
+              const T* H, std::size_t ldh, T* C, std::size_t ldc) {
+    with_vector_bytes([=](auto bytes) {  // (by value: no store through T* can alias them)
+        constexpr std::size_t Bytes = decltype(bytes)::value;
+        std::size_t i = 0;
+        for (; i + 4 <= M; i += 4) small_nt_rows<T, Bytes, 4>(i, D, N, G, ldg, H, ldh, C, ldc);
+        for (; i < M; ++i) small_nt_rows<T, Bytes, 1>(i, D, N, G, ldg, H, ldh, C, ldc);
+    });
+}
+
+}  // namespace backprop_core
