@@ -20,6 +20,12 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # A hypothesis profile that keeps the instrumented run short. The resident-memory leak tests are
 # left to the plain run: ASan's quarantine keeps freed memory resident on purpose; so is the
 # Ctrl-C latency test, a wall-clock bound (0.5 s) that instrumented steps of several times the
-# plain cost can miss while stopping correctly.
+# plain cost can miss while stopping correctly; and the probes that fork while another thread
+# is busy calling the core (test_fork_while_busy): GCC 12's libasan has no fork interceptor (it
+# came with LLVM 17's), so its allocator's lock is not taken across fork(), and a child forked
+# while the busy thread is inside ASan's malloc waits on that lock forever (seen once in CI, a
+# 20 s hang in the child). The plain runs (the source build and every wheel)
+# check that the core itself survives those forks.
 LD_PRELOAD="$asan" HYPOTHESIS_PROFILE=dev \
-    python -m pytest -q -p no:cacheprovider -k "not resident_memory and not ctrl_c_stops_quickly" "$@"
+    python -m pytest -q -p no:cacheprovider \
+    -k "not resident_memory and not ctrl_c_stops_quickly and not fork_while_busy" "$@"

@@ -88,9 +88,9 @@ template <class T> void run(std::mt19937& rng) {
                 for (std::size_t e = 0; e < M * N; ++e) ok = ok && same_bits(G[e], C[e]);
                 check(ok, "small_nn transposed A", M, N, K);
                 // ReLU' with zeros, negatives, positives and NaN in f
-                for (std::size_t e = 0; e < M * N; ++e)
-                    F[e] = e % 5 == 0 ? T(0) : e % 7 == 0 ? std::numeric_limits<T>::quiet_NaN()
-                                                          : T(nd(rng));
+                for (std::size_t e = 0; e < M * N; ++e)  // (zeros of both signs)
+                    F[e] = e % 5 == 0 ? T(e % 10 ? 0.0 : -0.0)
+                           : e % 7 == 0 ? std::numeric_limits<T>::quiet_NaN() : T(nd(rng));
                 const T at_zero = T(0.25);
                 small_nn(M, N, K, A.data(), K, 1, B.data(), N, bias.data(),
                          StoreReluGrad<T>{G.data(), F.data(), N, at_zero});
@@ -100,6 +100,15 @@ template <class T> void run(std::mt19937& rng) {
                     ok = ok && (same_bits(G[e], expect) || (std::isnan(G[e]) && std::isnan(expect)));
                 }
                 check(ok, "StoreReluGrad", M, N, K);
+                // the same read from h = relu_marked(f): the same bits
+                std::vector<T> Hk(M * N), G2(M * N);
+                for (std::size_t e = 0; e < M * N; ++e) Hk[e] = relu_marked(F[e]);
+                small_nn(M, N, K, A.data(), K, 1, B.data(), N, bias.data(),
+                         StoreReluGrad<T>{G2.data(), Hk.data(), N, at_zero, true});
+                ok = true;
+                for (std::size_t e = 0; e < M * N; ++e)
+                    ok = ok && (same_bits(G2[e], G[e]) || (std::isnan(G2[e]) && std::isnan(G[e])));
+                check(ok, "StoreReluGrad marked", M, N, K);
                 // rows_pass: the same epilogues over a sub-rectangle, src + add
                 std::vector<T> P(M * N, T(-7));
                 const std::size_t r0 = M / 3, r1 = M - M / 4, c0 = N / 3, c1 = N - N / 5;

@@ -178,21 +178,23 @@ template <class T> struct BiasRelu {
     }
 };
 
-// ... and g *= ReLU'(f), with ReLU'(0) = at_zero (the backward pass).
+// ... and g *= ReLU'(f), with ReLU'(0) = at_zero (the backward pass); marked: f holds
+// relu_marked(f) (see StoreReluGrad).
 template <class T> struct ReluMask {
     T* g;
     const T* f;
     std::size_t ld;
     T at_zero;
+    bool marked = false;
 
     void operator()(std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) const {
         rows_pass(g, ld, static_cast<const T*>(nullptr), r0, r1, c0, c1,
-                  StoreReluGrad<T>{g, f, ld, at_zero});
+                  StoreReluGrad<T>{g, f, ld, at_zero, marked});
     }
 };
 
 // out (M, N) = W (M, D) in (D, N) + b (M), and relu_out = ReLU(out) when relu_out is not null
-// (fused into the pass that adds the bias).
+// (fused into the pass that adds the bias); relu_out == out keeps relu_marked(out) alone.
 template <class T>
 void affine(const T* W, const T* b, const T* in, std::size_t M, std::size_t D, std::size_t N,
             T* out, T* relu_out = nullptr) {
@@ -214,8 +216,10 @@ void affine(const T* W, const T* b, const T* in, std::size_t M, std::size_t D, s
         for (std::size_t i = 0; i < M; ++i) {
             T acc = b[i];
             for (std::size_t d = 0; d < D; ++d) acc += W[i * D + d] * in[d];
-            out[i] = acc;
-            if (relu_out) relu_out[i] = relu(acc);
+            if (relu_out == out)
+                out[i] = relu_marked(acc);
+            else if (out[i] = acc, relu_out)
+                relu_out[i] = relu(acc);
         }
         return;
     }
@@ -233,7 +237,17 @@ template <class T> double sum_row(const T* row, std::size_t N) {
     return low + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
-// db (M) = g (M, N) summed over samples (df/db = 1), as tasks of 16 rows when there are many
+// db (M) = g (M, N) summed over samples (df/db = 1), on the calling thread
+template <class T> void row_sums(const T* g, std::size_t M, std::size_t N, T* db) {
+    with_widest_vectors([=] {
+        const T* const src = g;  // (locals: the stores through db cannot alias them)
+        T* const dst = db;
+        const std::size_t rows = M, n = N;
+        for (std::size_t i = 0; i < rows; ++i) dst[i] = T(sum_row(src + i * n, n));
+    });
+}
+
+// ... as tasks of 16 rows when there are many
 // (each row's sum is the same either way)
 template <class T> auto row_sum_tasks(const T* g, std::size_t M, std::size_t N, T* db) {
     const std::size_t rows = M * N >= (1 << 18) ? 16 : std::max<std::size_t>(M, 1);
@@ -343,17 +357,19 @@ void input_grad_loops(const T* W, const T* g, std::size_t M, std::size_t D, std:
     }
 }
 
-// out (D, N) = (W^T (D, M) g (M, N)) * ReLU'(f) (f (D, N)), ReLU'(0) = at_zero, in plain loops.
+// out (D, N) = (W^T (D, M) g (M, N)) * ReLU'(f) (f (D, N)), ReLU'(0) = at_zero, on the calling
+// thread; marked: f holds relu_marked(f) (see StoreReluGrad).
 template <class T>
 void input_grad_relu_loops(const T* W, const T* g, std::size_t M, std::size_t D, std::size_t N,
-                           T* out, const T* f, T at_zero) {
+                           T* out, const T* f, T at_zero, bool marked) {
     if (N == 1) {
         input_grad_loops(W, g, M, D, N, out);
-        for (std::size_t d = 0; d < D; ++d) out[d] *= relu_grad(f[d], at_zero);
+        for (std::size_t d = 0; d < D; ++d)
+            out[d] *= marked ? relu_grad_marked(f[d], at_zero) : relu_grad(f[d], at_zero);
         return;
     }
     small_nn(D, N, M, W, 1, D, g, N, static_cast<const T*>(nullptr),
-             StoreReluGrad<T>{out, f, N, at_zero});
+             StoreReluGrad<T>{out, f, N, at_zero, marked});
 }
 
 // out (D, N) = W^T (D, M) g (M, N), then epilogue(r0, r1, c0, c1) over the rows [r0, r1) and

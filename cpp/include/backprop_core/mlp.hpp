@@ -52,6 +52,8 @@ double squared_error(const T* f, const T* y, const std::size_t* y_strides, std::
 }
 
 // Forward pass: f[k] (D_{k+1}, N) for k = 0..K and h[k] (D_k, N) for k = 1..K; h[0] is x.
+// A caller that needs no f_k of a hidden layer passes f[k] == h[k + 1]: that buffer then keeps
+// h_{k+1} = relu_marked(f_k) alone, and mlp_backward reads ReLU'(f_k) from it.
 template <class T>
 void mlp_forward(const MLPView<T>& net, const T* x, std::size_t N, T* const* f, T* const* h) {
     const T* in = x;
@@ -93,18 +95,21 @@ T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, cons
         // dl/dW_k = dl/df_k h_k^T and dl/db_k = dl/df_k summed over samples; below the first
         // layer also dl/dh_k = W_k^T dl/df_k, and dl/df_{k-1} = ReLU'(f_{k-1}) * dl/dh_k on each
         // tile while it is in cache. All read dl/df_k only, so they share one parallel region.
-        const ReluMask<T> relu_mask{g_prev, k ? f[k - 1] : nullptr, N, net.relu_grad_at_zero};
+        // f[k - 1] == h[k]: the forward pass kept h_k = relu_marked(f_{k-1}) alone (mlp_forward)
+        const bool marked = k && f[k - 1] == h[k];
+        const ReluMask<T> relu_mask{g_prev, k ? f[k - 1] : nullptr, N, net.relu_grad_at_zero,
+                                    marked};
         const double work = double(M) * double(N) * double(dims[k] + D + 1);
         if (work < parallel_work) {
             // a small layer, on the calling thread: no tasks to build
             weight_grad(g, h[k], M, dims[k], N, dW[k]);
             if (D * N > 0)
                 input_grad_relu_loops(net.weights[k], g, M, D, N, g_prev, f[k - 1],
-                                      net.relu_grad_at_zero);
+                                      net.relu_grad_at_zero, marked);
             if (N == 1)  // one sample: the sum is the value itself
                 std::copy_n(g, M, db[k]);
             else
-                for (std::size_t i = 0; i < M; ++i) db[k][i] = T(sum_row(g + i * N, N));
+                row_sums(g, M, N, db[k]);
         } else {
             run_together(weight_grad_tasks(g, h[k], M, dims[k], N, dW[k], partials),
                          input_grad_tasks(net.weights[k], g, M, D, N, g_prev, relu_mask),

@@ -145,14 +145,15 @@ double mlp_objective(const MLPView<T>& net, const T* x, std::size_t N, const Tar
                      Loss loss, Reduction reduction, double alpha, T* const* dW, T* const* db) {
     const std::size_t K = net.K;
     const std::size_t* dims = net.dims;
-    std::size_t f_size = 0, h_size = 0;
-    for (std::size_t k = 0; k <= K; ++k) f_size += dims[k + 1] * N;
-    for (std::size_t k = 1; k <= K; ++k) h_size += dims[k] * N;
-    std::vector<T> f_store(f_size), h_store(h_size), g(dims[K + 1] * N);
-    std::vector<T> work(mlp_workspace_size(K, dims, N));
+    // hidden layers keep h = relu_marked(f) alone (f[k] == h[k + 1], see mlp_forward)
+    std::size_t h_size = 0;
+    for (std::size_t k = 1; k <= K; ++k) h_size += padded<T>(dims[k] * N);
+    AlignedVector<T> f_store(dims[K + 1] * N), h_store(h_size), g(dims[K + 1] * N);
+    AlignedVector<T> work(mlp_workspace_size(K, dims, N));
     std::vector<T*> f(K + 1), h(K + 1), f_grad(K + 1);
-    for (std::size_t k = 0, at = 0; k <= K; at += dims[k + 1] * N, ++k) f[k] = f_store.data() + at;
-    for (std::size_t k = 1, at = 0; k <= K; at += dims[k] * N, ++k) h[k] = h_store.data() + at;
+    for (std::size_t k = 1, at = 0; k <= K; at += padded<T>(dims[k] * N), ++k)
+        h[k] = f[k - 1] = h_store.data() + at;
+    f[K] = f_store.data();
     h[0] = const_cast<T*>(x);  // read only
     mlp_forward(net, x, N, f.data(), h.data());
     const double value = loss_and_gradient(loss, reduction, f[K], dims[K + 1], N, y, g.data());
@@ -396,8 +397,8 @@ template <class T> class MLPTrainer {
     T relu_grad_at_zero_ = T(1);
     std::size_t B_ = 0, P_ = 0;
     std::vector<std::size_t> train_, val_, order_, w_at_, b_at_;
-    std::vector<T> xb_, yb_, f_store_, h_store_, g_out_, work_, grad_, m_, v_;
-    std::vector<T> xv_, yv_, fv_store_, hv_store_, best_;
+    std::vector<T> yb_, grad_, m_, v_, yv_, best_;
+    AlignedVector<T> xb_, f_store_, h_store_, g_out_, work_, xv_, fv_store_, hv_store_;
     std::vector<std::int64_t> lb_, lv_;
     std::vector<T*> f_, h_, fv_, hv_, dW_, db_, f_grad_;
     TrainHistory history_;
@@ -436,17 +437,19 @@ template <class T> class MLPTrainer {
                         std::to_string(n));
     }
 
-    void layer_buffers(std::size_t n, std::vector<T>& f_store, std::vector<T>& h_store,
+    // Each layer's block starts on a 64-byte line (see AlignedVector); hidden layers keep
+    // h = relu_marked(f) alone (f[k] == h[k + 1], see mlp_forward), f_store holds f_K.
+    void layer_buffers(std::size_t n, AlignedVector<T>& f_store, AlignedVector<T>& h_store,
                        std::vector<T*>& f, std::vector<T*>& h) {
-        std::size_t f_size = 0, h_size = 0;
-        for (std::size_t k = 0; k <= K_; ++k) f_size += dims_[k + 1] * n;
-        for (std::size_t k = 1; k <= K_; ++k) h_size += dims_[k] * n;
-        f_store.resize(f_size);
+        std::size_t h_size = 0;
+        for (std::size_t k = 1; k <= K_; ++k) h_size += padded<T>(dims_[k] * n);
+        f_store.resize(dims_[K_ + 1] * n);
         h_store.resize(h_size);
         f.assign(K_ + 1, nullptr);
         h.assign(K_ + 1, nullptr);
-        for (std::size_t k = 0, at = 0; k <= K_; at += dims_[k + 1] * n, ++k) f[k] = &f_store[at];
-        for (std::size_t k = 1, at = 0; k <= K_; at += dims_[k] * n, ++k) h[k] = &h_store[at];
+        for (std::size_t k = 1, at = 0; k <= K_; at += padded<T>(dims_[k] * n), ++k)
+            h[k] = f[k - 1] = h_store.data() + at;
+        f[K_] = f_store.data();
     }
 
     static void gather(const T* src, std::size_t N, std::size_t D, const std::size_t* cols,
@@ -518,17 +521,26 @@ template <class T> class MLPTrainer {
         const T* g = grad_.data() + at;
         const T r = T(lr);
         if (o_.optimizer == Optimizer::sgd) {
-            if (o_.momentum == 0) {
-                for (std::size_t e = 0; e < size; ++e) p[e] = p[e] - r * g[e];
-                return;
-            }
-            T* buf = m_.data() + at;
+            T* const buf = m_.data() + at;
             const T mu = T(o_.momentum);
-            for (std::size_t e = 0; e < size; ++e) {
-                buf[e] = mu * buf[e] + g[e];
-                const T s = o_.nesterov ? g[e] + mu * buf[e] : buf[e];
-                p[e] = p[e] - r * s;
-            }
+            const bool plain = o_.momentum == 0, nesterov = o_.nesterov;
+            with_widest_vectors([=] {
+                // (locals, not the closure's fields: the stores through p cannot alias them)
+                T* const p_ = p;
+                const T* const g_ = g;
+                T* const b_ = buf;
+                const T r_ = r, mu_ = mu;
+                const std::size_t n = size;
+                if (plain) {
+                    for (std::size_t e = 0; e < n; ++e) p_[e] = p_[e] - r_ * g_[e];
+                    return;
+                }
+                for (std::size_t e = 0; e < n; ++e) {
+                    b_[e] = mu_ * b_[e] + g_[e];
+                    const T s = nesterov ? g_[e] + mu_ * b_[e] : b_[e];
+                    p_[e] = p_[e] - r_ * s;
+                }
+            });
             return;
         }
         T* m = m_.data() + at;
