@@ -28,7 +28,7 @@ $cxx -std=c++17 -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=undefi
 for bytes in 16 32 64; do
     $cxx -std=c++17 -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
         -DBACKPROP_CORE_VECTOR_BYTES=$bytes -Icpp/include tests/cpp/test_small_gemm.cpp \
-        -o "$out/test_small_gemm_$bytes"
+        -o "$out/test_small_gemm_$bytes" -lpthread
     "$out/test_small_gemm_$bytes"
 done
 # The training loop (train.hpp) against a naive second implementation, step by step.

@@ -1,7 +1,7 @@
 // small_gemm.hpp's kernels against plain loops in long double, for every shape from 1 to 19 on
 // each side (every tail of rows, vectors and columns), both dtypes, and the epilogues' exact
 // rules: h = ReLU(f) and the marked ReLU bit for bit, ReLU'(0) = at_zero, NaN kept; and a
-// sample's result the same bits wherever it stands in the batch. Built once per
+// sample's result the same bits wherever it stands in the batch; row_sums as sum_row, bit for bit. Built once per
 // vector width (-DBACKPROP_CORE_VECTOR_BYTES=16, 32, 64) by scripts/test_cpp.sh, under ASan and
 // UBSan, so every width is checked on any CPU.
 #include <cmath>
@@ -11,7 +11,7 @@
 #include <random>
 #include <vector>
 
-#include "backprop_core/small_gemm.hpp"
+#include "backprop_core/gemm.hpp"
 
 using namespace backprop_core;
 
@@ -121,6 +121,15 @@ template <class T> void run(std::mt19937& rng) {
                         ok = ok && same_bits(P[i * N + n], expect);
                     }
                 check(ok, "rows_pass", M, N, K);
+                // row_sums: sum_row's bits, four rows at a time or one
+                {
+                    std::vector<T> sums(M);
+                    row_sums(C.data(), M, N, sums.data());
+                    ok = true;
+                    for (std::size_t i = 0; i < M; ++i)
+                        ok = ok && same_bits(sums[i], T(sum_row(C.data() + i * N, N)));
+                    check(ok, "row_sums", M, N, K);
+                }
                 // C2 (M, K) = G (M, N) H (K, N)^T
                 std::vector<T> Gm(M * N), Hm(K * N), W(M * K);
                 for (auto& v : Gm) v = T(nd(rng));
