@@ -111,9 +111,17 @@ T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, cons
             else
                 row_sums(g, M, N, db[k]);
         } else {
-            run_together(weight_grad_tasks(g, h[k], M, dims[k], N, dW[k], partials),
-                         input_grad_tasks(net.weights[k], g, M, D, N, g_prev, relu_mask),
-                         row_sum_tasks(g, M, N, db[k]));
+            const auto wg = weight_grad_tasks(g, h[k], M, dims[k], N, dW[k], partials);
+            const auto ig = input_grad_tasks(net.weights[k], g, M, D, N, g_prev, relu_mask);
+            const auto rs = row_sum_tasks(g, M, N, db[k]);
+            if (wg.count + ig.count + rs.count > 2 || rs.work >= parallel_work)
+                run_together(wg, ig, rs);
+            else  // one product and the bias sums: waking a worker costs more than the sums
+                run_together(task_set(wg.count + ig.count + rs.count, [&](std::size_t i) {
+                    if (i < wg.count) return wg.run(i);
+                    if (i - wg.count < ig.count) return ig.run(i - wg.count);
+                    rs.run(i - wg.count - ig.count);
+                }, 0.0));
             run_together(weight_grad_sum_tasks(M, dims[k], N, dW[k], partials));
         }
         std::swap(g, g_prev);

@@ -105,12 +105,20 @@ double loss_and_gradient(Loss loss, Reduction reduction, const T* f, std::size_t
             }
     } else {
         if (D_o == 0) throw std::invalid_argument("cross-entropy needs at least one output");
+        // exp(f_i - m) of up to 64 outputs kept from the sum for p (the same values; more
+        // outputs take them again)
+        T kept[64];
+        const bool keep = D_o <= 64;
         for (std::size_t n = 0; n < N; ++n) {
             // the stable log-sum-exp form: log p_i = (f_i - m) - log sum_j exp(f_j - m)
             T m = f[n];
             for (std::size_t i = 1; i < D_o; ++i) m = std::max(m, f[i * N + n]);
             T s = 0;
-            for (std::size_t i = 0; i < D_o; ++i) s += std::exp(f[i * N + n] - m);
+            for (std::size_t i = 0; i < D_o; ++i) {
+                const T e = std::exp(f[i * N + n] - m);
+                if (keep) kept[i] = e;
+                s += e;
+            }
             const T log_s = std::log(s);
             T y_sum = 0;
             if (!y.labels)
@@ -118,7 +126,7 @@ double loss_and_gradient(Loss loss, Reduction reduction, const T* f, std::size_t
             for (std::size_t i = 0; i < D_o; ++i) {
                 const T z = f[i * N + n] - m;
                 const T log_p = z - log_s;
-                const T p = std::exp(z) / s;
+                const T p = (keep ? kept[i] : std::exp(z)) / s;
                 T d;
                 if (y.labels) {
                     const bool hit = std::size_t(y.labels[n]) == i;
@@ -543,19 +551,30 @@ template <class T> class MLPTrainer {
             });
             return;
         }
-        T* m = m_.data() + at;
-        T* v = v_.data() + at;
+        T* const m = m_.data() + at;
+        T* const v = v_.data() + at;
         const T b1 = T(o_.beta1), b2 = T(o_.beta2), c1 = T(1 - o_.beta1), c2 = T(1 - o_.beta2);
         const T bias1 = T(1 - std::pow(o_.beta1, double(t)));
         const T bias2 = T(1 - std::pow(o_.beta2, double(t)));
         const T eps = T(o_.epsilon);
-        for (std::size_t e = 0; e < size; ++e) {
-            m[e] = b1 * m[e] + c1 * g[e];
-            v[e] = b2 * v[e] + c2 * g[e] * g[e];
-            const T m_hat = m[e] / bias1;
-            const T v_hat = v[e] / bias2;
-            p[e] = p[e] - r * m_hat / (std::sqrt(v_hat) + eps);
-        }
+        // (vectorised: the build's -fno-math-errno lets sqrt vectorise; IEEE's sqrt and
+        // division are correctly rounded either way)
+        with_widest_vectors([=] {
+            T* const p_ = p;  // (locals: the stores cannot alias them)
+            const T* const g_ = g;
+            T* const m_v = m;
+            T* const v_v = v;
+            const T b1_ = b1, b2_ = b2, c1_ = c1, c2_ = c2, bias1_ = bias1, bias2_ = bias2;
+            const T eps_ = eps, r_ = r;
+            const std::size_t n = size;
+            for (std::size_t e = 0; e < n; ++e) {
+                m_v[e] = b1_ * m_v[e] + c1_ * g_[e];
+                v_v[e] = b2_ * v_v[e] + c2_ * g_[e] * g_[e];
+                const T m_hat = m_v[e] / bias1_;
+                const T v_hat = v_v[e] / bias2_;
+                p_[e] = p_[e] - r_ * m_hat / (std::sqrt(v_hat) + eps_);
+            }
+        });
     }
 
     double validation_loss(const MLPView<T>& net) {
