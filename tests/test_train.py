@@ -75,6 +75,11 @@ CASES = {
     "ce-onehot-adam-sum": ("cls1", dict(loss="cross_entropy", optimizer="adam",
                                                  reduction="sum", learning_rate=0.003,
                                                  batch_size=30, epochs=100)),
+    # 12 inputs: the first layer's weight gradient from the transposed minibatch (use_input_t)
+    "wide-ce-adam-l2": ("wide", dict(loss="cross_entropy", optimizer="adam", learning_rate=0.01,
+                                     alpha=1e-3, batch_size=30, epochs=100)),
+    "wide-ce-sgd-momentum": ("wide", dict(loss="cross_entropy", learning_rate=0.02,
+                                          momentum=0.9, batch_size=30, epochs=100)),
 }
 
 
@@ -84,6 +89,10 @@ def test_native_equals_reference_after_1000_steps(case: str) -> None:
     if data == "reg":
         x, y = regression(256, 1)
         dims = [1, 32, 32, 1]
+    elif data == "wide":
+        x = np.random.default_rng(2).standard_normal((12, 300))
+        y = (x[0] > 0).astype(int) + (x[3] * x[7] > 0)
+        dims = [12, 24, 16, 3]
     else:
         x, y = classes(300, 2, onehot=data == "cls1")
         dims = [4, 16, 16, 3]
