@@ -36,6 +36,7 @@ from typing import Any
 
 import backprop_core as bc
 import numpy as np
+from train_bench import peak_rate  # numpy's 2048² rate, best of 3 (the script's own folder)
 
 WIDTHS = (1, 32, 32, 32, 1)
 STEPS, BATCH, LR = 1000, 64, 0.01
@@ -226,17 +227,6 @@ def pytorch(x: np.ndarray, y: np.ndarray, compiled: bool) -> Callable[[], Result
     return run
 
 
-def peak_rate() -> float:
-    a = np.random.default_rng(0).standard_normal((2048, 2048))
-    out = np.empty_like(a)
-    best = float("inf")
-    for _ in range(3):
-        t = time.perf_counter()
-        np.matmul(a, a, out=out)
-        best = min(best, time.perf_counter() - t)
-    return 2 * 2048**3 / best
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python benchmarks/sgd_bench.py",
                                 description=__doc__.split("\n\n")[0])
@@ -293,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             contestants[k]()
             times[k].append(time.perf_counter() - t)
     total = flops()
-    limit = total / peak_rate()
+    limit = total / peak_rate(np.float64)
     medians = {k: statistics.median(v) for k, v in times.items()}
     peers = [k for k in names if not k.startswith(("backprop_core", "Python loop"))]
     fastest = min(peers, key=medians.__getitem__) if peers else None

@@ -180,18 +180,13 @@ template <class T> struct BiasRelu {
     }
 };
 
-// ... and g *= ReLU'(f), with ReLU'(0) = at_zero (the backward pass); marked: f holds
-// relu_marked(f) (see StoreReluGrad).
+// ... and g *= ReLU'(f), with ReLU'(0) = at_zero (the backward pass): StoreReluGrad's rule
+// (marked: f holds relu_marked(f)) applied to g in place.
 template <class T> struct ReluMask {
-    T* g;
-    const T* f;
-    std::size_t ld;
-    T at_zero;
-    bool marked = false;
+    StoreReluGrad<T> rule;
 
     void operator()(std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) const {
-        rows_pass(g, ld, static_cast<const T*>(nullptr), r0, r1, c0, c1,
-                  StoreReluGrad<T>{g, f, ld, at_zero, marked});
+        rows_pass(rule.g, rule.ld, static_cast<const T*>(nullptr), r0, r1, c0, c1, rule);
     }
 };
 

@@ -107,8 +107,8 @@ T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, cons
         // tile while it is in cache. All read dl/df_k only, so they share one parallel region.
         // f[k - 1] == h[k]: the forward pass kept h_k = relu_marked(f_{k-1}) alone (mlp_forward)
         const bool marked = k && f[k - 1] == h[k];
-        const ReluMask<T> relu_mask{g_prev, k ? f[k - 1] : nullptr, N, net.relu_grad_at_zero,
-                                    marked};
+        const ReluMask<T> relu_mask{
+            StoreReluGrad<T>{g_prev, k ? f[k - 1] : nullptr, N, net.relu_grad_at_zero, marked}};
         const double work = double(M) * double(N) * double(dims[k] + D + 1);
         if (k == 0 && input_t) {  // dl/dW_0 = dl/df_0 (M, N) input_t (N, D_0), on this thread
             small_nn(M, dims[0], N, g, N, 1, input_t, dims[0], static_cast<const T*>(nullptr),
