@@ -1,7 +1,8 @@
 // The three matrix products of an affine layer, row-major. Large products go to a CBLAS (oneMKL,
 // linked statically, when the build defines BACKPROP_CORE_MKL; OpenBLAS from scipy-openblas32
-// when it defines BACKPROP_CORE_CBLAS); small ones stay in plain loops, where a BLAS call costs
-// more than the arithmetic.
+// when it defines BACKPROP_CORE_CBLAS); small ones run in small_gemm.hpp's register-blocked
+// kernels (a BLAS call's packing costs more than their arithmetic), with the bias, ReLU and
+// ReLU' passes fused into each tile.
 #pragma once
 
 #include <algorithm>
