@@ -14,6 +14,9 @@
 #include <new>
 #include <type_traits>
 #include <vector>
+#if defined(_WIN32)
+#include <malloc.h>  // _aligned_malloc
+#endif
 
 #include "activations.hpp"
 #include "vmath.hpp"
@@ -36,12 +39,24 @@ template <class T> struct CacheAligned {
     CacheAligned() = default;
     template <class U> CacheAligned(const CacheAligned<U>&) {}
     T* allocate(std::size_t n) {
+        if (n > std::size_t(-1) / sizeof(T) - 64) throw std::bad_alloc();
+        const std::size_t bytes = n ? n * sizeof(T) : 64;
+#if defined(_WIN32)
+        void* p = _aligned_malloc(bytes, 64);
+#else
         void* p = nullptr;
-        if (n > std::size_t(-1) / sizeof(T) || posix_memalign(&p, 64, n * sizeof(T) ? n * sizeof(T) : 64))
-            throw std::bad_alloc();
+        if (posix_memalign(&p, 64, bytes) != 0) p = nullptr;
+#endif
+        if (!p) throw std::bad_alloc();
         return static_cast<T*>(p);
     }
-    void deallocate(T* p, std::size_t) { std::free(p); }
+    void deallocate(T* p, std::size_t) {
+#if defined(_WIN32)
+        _aligned_free(p);
+#else
+        std::free(p);
+#endif
+    }
     template <class U> bool operator==(const CacheAligned<U>&) const { return true; }
     template <class U> bool operator!=(const CacheAligned<U>&) const { return false; }
 };
