@@ -20,10 +20,6 @@ $cxx -std=c++17 -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=undefi
 # exist, which ThreadSanitizer allows only with die_after_fork=0.
 BACKPROP_CORE_NUM_THREADS=3 TSAN_OPTIONS=halt_on_error=1:die_after_fork=0 "$out/test_parallel"
 "$out/test_tiling"
-# The notebooks' numbers and finite differences from the core alone.
-$cxx -std=c++17 -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-    -Icpp/include tests/cpp/test_notebooks.cpp -o "$out/test_notebooks" -lpthread
-"$out/test_notebooks"
 # The small products' kernels (small_gemm.hpp) at each vector width, whatever this CPU has.
 for bytes in 16 32 64; do
     $cxx -std=c++17 -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \

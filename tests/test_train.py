@@ -75,7 +75,8 @@ CASES = {
     "ce-onehot-adam-sum": ("cls1", dict(loss="cross_entropy", optimizer="adam",
                                                  reduction="sum", learning_rate=0.003,
                                                  batch_size=30, epochs=100)),
-    # 12 inputs: the first layer's weight gradient from the transposed minibatch (use_input_t)
+    # 12 inputs: the first layer's weight gradient from the transposed minibatch
+    # (use_transposed_input; the 24x12 and 16x24 layers both take it)
     "wide-ce-adam-l2": ("wide", dict(loss="cross_entropy", optimizer="adam", learning_rate=0.01,
                                      alpha=1e-3, batch_size=30, epochs=100)),
     "wide-ce-sgd-momentum": ("wide", dict(loss="cross_entropy", learning_rate=0.02,

@@ -1,9 +1,9 @@
 // small_gemm.hpp's kernels against plain loops in long double, for every shape from 1 to 19 on
 // each side (every tail of rows, vectors and columns), both dtypes, and the epilogues' exact
 // rules: h = ReLU(f) and the marked ReLU bit for bit, ReLU'(0) = at_zero, NaN kept; a sample's
-// result the same bits wherever it stands in the batch; row_sums as sum_row, bit for bit. Built
-// once per vector width (-DBACKPROP_CORE_VECTOR_BYTES=16, 32, 64) by scripts/test_cpp.sh, under
-// ASan and UBSan, so every width is checked on any CPU.
+// result the same bits wherever it stands in the batch; row_sums as sum_row, bit for bit;
+// transpose exactly. Built once per vector width (-DBACKPROP_CORE_VECTOR_BYTES=16, 32, 64) by
+// scripts/test_cpp.sh, under ASan and UBSan, so every width is checked on any CPU.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -146,6 +146,14 @@ template <class T> void run(std::mt19937& rng) {
                         ok = ok && close(W[i * K + d], s, a);
                     }
                 check(ok, "small_nt", M, N, K);
+                // transpose: every element moved exactly, the edges past whole blocks too
+                std::vector<T> Ct(N * M, T(-7));
+                transpose(C.data(), M, N, Ct.data());
+                ok = true;
+                for (std::size_t i = 0; i < M; ++i)
+                    for (std::size_t n = 0; n < N; ++n)
+                        ok = ok && same_bits(Ct[n * M + i], C[i * N + n]);
+                check(ok, "transpose", M, N, K);
             }
 }
 

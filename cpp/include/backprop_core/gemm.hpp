@@ -223,16 +223,30 @@ void affine(const T* W, const T* b, const T* in, std::size_t M, std::size_t D, s
     }
 }
 
-// The sum of row[0..N) in double, in eight interleaved partial sums (so the additions do not
-// wait on each other, and vectorise), combined in a fixed order.
-template <class T> double sum_row(const T* row, std::size_t N) {
-    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+// The sums of R rows (ld apart) of N values each, in double: eight interleaved partial sums a row
+// (so the additions do not wait on each other, and vectorise), combined in a fixed order; R rows
+// at once so that their additions overlap too (each row's sum the same bits for any R).
+template <std::size_t R, class T>
+void sum_rows(const T* rows, std::size_t ld, std::size_t N, double* sums) {
+    typedef double D8 __attribute__((vector_size(64)));  // lane j: the values at n % 8 == j
+    typedef T T8 __attribute__((vector_size(8 * sizeof(T))));
+    D8 lane[R];
+    for (std::size_t r = 0; r < R; ++r) lane[r] = D8{};
     std::size_t n = 0;
     for (; n + 8 <= N; n += 8)
-        for (std::size_t j = 0; j < 8; ++j) lane[j] += row[n + j];
-    for (; n < N; ++n) lane[n % 8] += row[n];
-    const double low = (lane[0] + lane[1]) + (lane[2] + lane[3]);
-    return low + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+        for (std::size_t r = 0; r < R; ++r)
+            lane[r] += __builtin_convertvector(load_vec<T8>(rows + r * ld + n), D8);
+    for (std::size_t r = 0; r < R; ++r) {
+        for (std::size_t m = n; m < N; ++m) lane[r][m - n] += rows[r * ld + m];
+        const D8 l = lane[r];
+        sums[r] = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+    }
+}
+
+template <class T> double sum_row(const T* row, std::size_t N) {
+    double sum;
+    sum_rows<1>(row, 0, N, &sum);
+    return sum;
 }
 
 // db (M) = g (M, N) summed over samples (df/db = 1), on the calling thread
@@ -241,7 +255,13 @@ template <class T> void row_sums(const T* g, std::size_t M, std::size_t N, T* db
         const T* const src = g;  // (locals: the stores through db cannot alias them)
         T* const dst = db;
         const std::size_t rows = M, n = N;
-        for (std::size_t i = 0; i < rows; ++i) dst[i] = T(sum_row(src + i * n, n));
+        double sums[4];
+        std::size_t i = 0;
+        for (; i + 4 <= rows; i += 4) {
+            sum_rows<4>(src + i * n, n, n, sums);
+            for (std::size_t r = 0; r < 4; ++r) dst[i + r] = T(sums[r]);
+        }
+        for (; i < rows; ++i) dst[i] = T(sum_row(src + i * n, n));
     });
 }
 

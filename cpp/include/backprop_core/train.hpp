@@ -284,7 +284,7 @@ template <class T> class MLPTrainer {
         const std::size_t last = n_train % B_ ? n_train % B_ : B_;
         // a minibatch's inputs, targets, every layer's f and h, dl/df_K and the backward scratch
         xb_.resize(D_in * B_);
-        xbt_.resize(D_in * B_);
+        ht_.resize(*std::max_element(dims_.begin(), dims_.end() - 1) * B_);  // (a layer's input)
         if (y_.labels)
             lb_.resize(B_);
         else
@@ -407,7 +407,7 @@ template <class T> class MLPTrainer {
     std::size_t B_ = 0, P_ = 0;
     std::vector<std::size_t> train_, val_, order_, w_at_, b_at_;
     std::vector<T> yb_, grad_, m_, v_, yv_, best_;
-    AlignedVector<T> xb_, xbt_, f_store_, h_store_, g_out_, work_, xv_, fv_store_, hv_store_;
+    AlignedVector<T> xb_, ht_, f_store_, h_store_, g_out_, work_, xv_, fv_store_, hv_store_;
     std::vector<std::int64_t> lb_, lv_;
     std::vector<T*> f_, h_, fv_, hv_, dW_, db_, f_grad_;
     TrainHistory history_;
@@ -461,20 +461,6 @@ template <class T> class MLPTrainer {
         f[K_] = f_store.data();
     }
 
-    // dst (n, D) = src (D, n) transposed, in blocks of 8 x 8 (both sides stay in cache lines)
-    static void transpose(const T* src, std::size_t D, std::size_t n, T* dst) {
-        with_widest_vectors([=] {
-            const T* const s = src;
-            T* const o = dst;
-            const std::size_t rows = D, cols = n;
-            for (std::size_t d0 = 0; d0 < rows; d0 += 8)
-                for (std::size_t j0 = 0; j0 < cols; j0 += 8)
-                    for (std::size_t d = d0; d < std::min(rows, d0 + 8); ++d)
-                        for (std::size_t j = j0; j < std::min(cols, j0 + 8); ++j)
-                            o[j * rows + d] = s[d * cols + j];
-        });
-    }
-
     static void gather(const T* src, std::size_t N, std::size_t D, const std::size_t* cols,
                        std::size_t n, T* dst) {
         for (std::size_t d = 0; d < D; ++d)
@@ -510,8 +496,6 @@ template <class T> class MLPTrainer {
             yb.y = yb_.data(), yb.strides[0] = n, yb.strides[1] = 1;
         }
         h_[0] = xb_.data();
-        const bool transposed = use_input_t(dims_[1], dims_[0], n);
-        if (transposed) transpose(xb_.data(), dims_[0], n, xbt_.data());
         mlp_forward(net, xb_.data(), n, f_.data(), h_.data());
         const double value =
             loss_and_gradient(o_.loss, o_.reduction, f_[K_], D_o, n, yb, g_out_.data());
@@ -519,7 +503,7 @@ template <class T> class MLPTrainer {
         const std::size_t zero_strides[2] = {0, 0};
         mlp_backward(net, const_cast<const T* const*>(f_grad_.data()),
                      const_cast<const T* const*>(h_.data()), &zero, zero_strides, n, dW_.data(),
-                     db_.data(), work_.data(), transposed ? xbt_.data() : nullptr);
+                     db_.data(), work_.data(), ht_.data());
         // L2: alpha/2 ||W||^2, over n for the mean; its gradient alpha W (over n) joins dl/dW
         const double scale = o_.reduction == Reduction::mean ? 1.0 / double(n) : 1.0;
         double penalty = 0;
