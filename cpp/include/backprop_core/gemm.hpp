@@ -64,8 +64,9 @@ inline bool use_blas(std::size_t M, std::size_t N, std::size_t K) {
 // Small products run in small_gemm.hpp's register-blocked kernels, with the bias and ReLU
 // (forward) or ReLU' (backward) applied to each tile in registers. Measured on a 32x32 layer of
 // 64 samples (AVX-512): forward 2.0 us against 2.6 us for OpenBLAS's call and the bias pass
-// after it, the input gradient 1.9 us against 2.0 us; weight gradients stay with BLAS (2.2 us
-// against 3.3 us for small_nt, whose sums end in a reduction across lanes).
+// after it, the input gradient 1.9 us against 2.0 us. Weight gradients stay with BLAS (2.2 us
+// against 2.0 us for small_nt, whose sums end in reductions across lanes, but 5.7 against 7.1 us
+// on a 10x100 layer of 200 samples) unless the layer's input is at hand transposed (mlp.hpp).
 // The forward pass of a layer with at most small_layer_weights weights takes them for any batch
 // (chosen by shape alone: a sample's output is then the same bits in any batch, as the kernels
 // compute each sample alike wherever it stands), in tasks of 512 samples on large batches.
