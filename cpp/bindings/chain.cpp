@@ -45,37 +45,6 @@ template <class T> core::Chain<T>* chain_ptr(py::handle h) {  // borrowed: h hol
         ->chain.get();
 }
 
-// Results are built here as the named tuples of backprop_core._results (a tuple subclass made as
-// tuple.__new__ makes it), and the loss as a numpy scalar (as numpy's reductions return): each
-// costs a Python-level call otherwise, more than the one-sample pass itself.
-PyTypeObject* result_type(const char* name) {
-    return reinterpret_cast<PyTypeObject*>(
-        py::object(py::module_::import("backprop_core._results").attr(name)).release().ptr());  // held
-}
-
-py::object named(PyTypeObject* type, std::initializer_list<py::object> items) {
-    PyObject* r = type->tp_alloc(type, Py_ssize_t(items.size()));
-    if (!r) throw py::error_already_set();
-    Py_ssize_t i = 0;
-    for (const auto& item : items) PyTuple_SET_ITEM(r, i++, item.inc_ref().ptr());
-    return py::reinterpret_steal<py::object>(r);
-}
-
-// numpy's scalar object layout (numpy/arrayscalars.h): the value right after the header.
-template <class T> struct NumpyScalar {
-    PyObject_HEAD
-    T obval;
-};
-
-template <class T> py::object loss_scalar(T v) {
-    static auto* type = reinterpret_cast<PyTypeObject*>(  // held for the life of the process
-        py::object(py::module_::import("numpy").attr(sizeof(T) == 4 ? "float32" : "float64")).release().ptr());
-    PyObject* r = type->tp_alloc(type, 0);
-    if (!r) throw py::error_already_set();
-    reinterpret_cast<NumpyScalar<T>*>(r)->obval = v;
-    return py::reinterpret_steal<py::object>(r);
-}
-
 std::string chain_shape(std::size_t L) {
     return shape_str({L + 1}) + " for a chain of " + std::to_string(L) + " activations";
 }
@@ -86,11 +55,6 @@ template <class T> struct Out {
     T* dbeta = nullptr;
     T* domega = nullptr;
 };
-
-bool overlaps(const void* a, std::size_t an, const void* b, std::size_t bn) {
-    const char *a0 = static_cast<const char*>(a), *b0 = static_cast<const char*>(b);
-    return a0 < b0 + bn && b0 < a0 + an;
-}
 
 template <class T> bool is_out_array(PyObject* o, std::size_t n) {
     if (float_kind(o) != int(sizeof(T))) return false;

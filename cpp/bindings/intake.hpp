@@ -188,11 +188,41 @@ template <class T> py::array_t<T> empty(std::vector<std::size_t> shape) {
     return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
 }
 
+// Results are built here as the named tuples of backprop_core._results (a tuple subclass made as
+// tuple.__new__ makes it), and the loss as a numpy scalar (as numpy's reductions return): each
+// costs a Python-level call otherwise, more than the one-sample pass itself.
+inline PyTypeObject* result_type(const char* name) {
+    return reinterpret_cast<PyTypeObject*>(
+        py::object(py::module_::import("backprop_core._results").attr(name)).release().ptr());  // held
+}
+
+inline py::object named(PyTypeObject* type, std::initializer_list<py::object> items) {
+    PyObject* r = type->tp_alloc(type, Py_ssize_t(items.size()));
+    if (!r) throw py::error_already_set();
+    Py_ssize_t i = 0;
+    for (const auto& item : items) PyTuple_SET_ITEM(r, i++, item.inc_ref().ptr());
+    return py::reinterpret_steal<py::object>(r);
+}
+
+// numpy's scalar object layout (numpy/arrayscalars.h): the value right after the header.
+template <class T> struct NumpyScalar {
+    PyObject_HEAD
+    T obval;
+};
+
 // A numpy scalar of dtype T (the loss), as numpy's own reductions return.
-template <class T> py::object scalar(T v) {
-    static py::object* type = new py::object(  // held for the life of the process
-        py::module_::import("numpy").attr(sizeof(T) == 4 ? "float32" : "float64"));
-    return (*type)(double(v));
+template <class T> py::object loss_scalar(T v) {
+    static auto* type = reinterpret_cast<PyTypeObject*>(  // held for the life of the process
+        py::object(py::module_::import("numpy").attr(sizeof(T) == 4 ? "float32" : "float64")).release().ptr());
+    PyObject* r = type->tp_alloc(type, 0);
+    if (!r) throw py::error_already_set();
+    reinterpret_cast<NumpyScalar<T>*>(r)->obval = v;
+    return py::reinterpret_steal<py::object>(r);
+}
+
+inline bool overlaps(const void* a, std::size_t an, const void* b, std::size_t bn) {
+    const char *a0 = static_cast<const char*>(a), *b0 = static_cast<const char*>(b);
+    return a0 < b0 + bn && b0 < a0 + an;
 }
 
 // The activations argument, parsed (toy.cpp): TypeError / ValueError naming it.

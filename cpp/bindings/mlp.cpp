@@ -186,7 +186,7 @@ py::tuple gradients(const Net<T>& net, const In<T>& x, const In<T>& y, double c,
                            return l;
                        }();
     }
-    return py::make_tuple(scalar(loss), g.dW, g.db);
+    return py::make_tuple(loss_scalar(loss), g.dW, g.db);
 }
 
 void check_unit(double c) {
@@ -346,9 +346,218 @@ py::tuple model_gradients(py::handle handle, const Args& args, double c, py::han
     return gradients<T>(net_of<T>(h), x, y, c, g, h.model.get());
 }
 
+// ----------------------------------------------------------------------------- the fast method
+//
+// MLP.gradients is the call made per sample in a loop, so, as Chain.gradients (chain.cpp), it is a
+// native method. When every argument is already what the core reads (net_input an array of the
+// model's dtype and shape (D_0, N), small enough that the GIL is kept; y a Python float or an array
+// of the output's shape (D_{K+1}, N); relu_grad_at_zero a float in [0, 1]; out None or two lists
+// of arrays shaped like the parameters that overlap nothing; the default loss and reduction), it
+// calls the model's pass and builds the result directly. Anything else goes to the general method
+// written in Python (MLP._gradients), which checks, converts and raises as every binding does.
+// The fast path decides with type, flag and shape checks only (no Python code runs, so nothing can
+// change under it): it never converts, so it cannot accept what the general method would refuse.
+
+PyObject* general_model_gradients = nullptr;  // MLP._gradients, held for the life of the process
+PyTypeObject* gradients_result = nullptr;     // backprop_core._results.Gradients, likewise
+
+template <class T> bool exact_shape(PyObject* o, std::size_t rows, std::size_t cols) {
+    if (float_kind(o) != int(sizeof(T))) return false;
+    const auto a = py::reinterpret_borrow<py::array>(o);
+    return a.ndim() == 2 && std::size_t(a.shape(0)) == rows && std::size_t(a.shape(1)) == cols;
+}
+
+// The one-call path, or null (no error set) when an argument is not simple.
+template <class T>
+PyObject* fast_model_gradients(PyObject* handle, PyObject* x, PyObject* y, double c, PyObject* out) {
+    constexpr std::size_t max_layers = 32;
+    const core::Model<T>& model = *static_cast<Handle<T>*>(
+        PyCapsule_GetPointer(handle, handle_name<T>()))->model;
+    const auto& d = model.dims();
+    const std::size_t layers = d.size() - 1;
+    if (layers > max_layers || float_kind(x) != int(sizeof(T))) return nullptr;
+    const auto xa = py::reinterpret_borrow<py::array>(x);
+    if (xa.ndim() != 2 || std::size_t(xa.shape(0)) != d[0]) return nullptr;
+    const std::size_t N = std::size_t(xa.shape(1));
+    if (N == 0 || 3 * work(d, N) >= 20000) return nullptr;  // (the GIL would be released)
+    struct Span {
+        const char* lo;
+        std::size_t bytes;
+    };
+    Span spans[2 * max_layers + 3];
+    std::size_t count = 0;
+    spans[count++] = {static_cast<const char*>(xa.data()), std::size_t(xa.nbytes())};
+    spans[count++] = {reinterpret_cast<const char*>(model.data()), model.size() * sizeof(T)};
+    T y_value{};
+    const T* y_ptr = &y_value;
+    std::size_t ys[2] = {0, 0};
+    if (PyFloat_CheckExact(y)) {
+        y_value = T(PyFloat_AS_DOUBLE(y));
+    } else if (exact_shape<T>(y, d.back(), N)) {
+        const auto ya = py::reinterpret_borrow<py::array>(y);
+        y_ptr = static_cast<const T*>(ya.data());
+        ys[0] = N, ys[1] = 1;
+        spans[count++] = {reinterpret_cast<const char*>(y_ptr), std::size_t(ya.nbytes())};
+    } else {
+        return nullptr;
+    }
+    T* w[max_layers];
+    T* b[max_layers];
+    py::object dW, db;
+    if (out == Py_None) {
+        auto g = new_grads<T>(d, handle_of<T>(handle).column);
+        std::copy(g.w.begin(), g.w.end(), w);
+        std::copy(g.b.begin(), g.b.end(), b);
+        dW = std::move(g.dW), db = std::move(g.db);
+    } else {
+        if (!PyTuple_CheckExact(out) || PyTuple_GET_SIZE(out) != 2) return nullptr;
+        PyObject* lists[2] = {PyTuple_GET_ITEM(out, 0), PyTuple_GET_ITEM(out, 1)};
+        for (int which = 0; which < 2; ++which) {
+            PyObject* list = lists[which];
+            if (!PyList_CheckExact(list) || std::size_t(PyList_GET_SIZE(list)) != layers)
+                return nullptr;
+            for (std::size_t k = 0; k < layers; ++k) {
+                PyObject* item = PyList_GET_ITEM(list, Py_ssize_t(k));
+                if (float_kind(item) != int(sizeof(T))) return nullptr;
+                auto a = py::reinterpret_borrow<py::array>(item);
+                const std::size_t rows = d[k + 1];
+                const bool shaped =
+                    which ? (a.ndim() == 1 && std::size_t(a.shape(0)) == rows) ||
+                                (a.ndim() == 2 && std::size_t(a.shape(0)) == rows && a.shape(1) == 1)
+                          : a.ndim() == 2 && std::size_t(a.shape(0)) == rows &&
+                                std::size_t(a.shape(1)) == d[k];
+                if (!shaped || !a.writeable()) return nullptr;
+                const Span span{static_cast<const char*>(a.data()), std::size_t(a.nbytes())};
+                for (std::size_t j = 0; j < count; ++j)  // nothing read, nor another out
+                    if (span.bytes && spans[j].bytes &&
+                        overlaps(span.lo, span.bytes, spans[j].lo, spans[j].bytes))
+                        return nullptr;
+                spans[count++] = span;
+                (which ? b : w)[k] = static_cast<T*>(a.mutable_data());
+            }
+        }
+        dW = py::reinterpret_borrow<py::object>(lists[0]);
+        db = py::reinterpret_borrow<py::object>(lists[1]);
+    }
+    const T loss = model.gradients(static_cast<const T*>(xa.data()), N, y_ptr, ys, w, b, T(c));
+    return named(gradients_result, {loss_scalar(loss), dW, db}).release().ptr();
+}
+
+// MLP.gradients(self, net_input, y, *, relu_grad_at_zero=1.0, out=None, loss="squared_error",
+// reduction="sum") as a method of the Python class.
+PyObject* model_gradients_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                                 PyObject* kwnames) {
+    static PyObject* const names[6] = {
+        PyUnicode_InternFromString("net_input"), PyUnicode_InternFromString("y"),
+        PyUnicode_InternFromString("relu_grad_at_zero"), PyUnicode_InternFromString("out"),
+        PyUnicode_InternFromString("loss"), PyUnicode_InternFromString("reduction")};
+    static PyObject* const defaults[2] = {PyUnicode_InternFromString("squared_error"),
+                                          PyUnicode_InternFromString("sum")};
+    static PyObject* const handle_name_str = PyUnicode_InternFromString("_handle");
+    const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    const auto general = [&]() -> PyObject* {  // the same arguments, self first
+        std::vector<PyObject*> all(std::size_t(1 + nargs + nkw));
+        all[0] = self;
+        std::copy(args, args + nargs + nkw, all.begin() + 1);
+        return PyObject_Vectorcall(general_model_gradients, all.data(), std::size_t(1 + nargs),
+                                   kwnames);
+    };
+    PyObject* given[6] = {nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+    if (nargs > 2) return general();
+    for (Py_ssize_t i = 0; i < nargs; ++i) given[i] = args[i];
+    for (Py_ssize_t i = 0; i < nkw; ++i) {
+        PyObject* key = PyTuple_GET_ITEM(kwnames, i);
+        int at = -1;
+        for (int j = 0; j < 6 && at < 0; ++j)
+            if (key == names[j]) at = j;
+        if (at < 0 || given[at]) return general();  // (unusual: the general method says why)
+        given[at] = args[nargs + i];
+    }
+    if (!given[0] || !given[1]) return general();
+    for (int j = 0; j < 2; ++j)  // the default loss and reduction only
+        if (PyObject* v = given[4 + j]; v && v != defaults[j] &&
+            (!PyUnicode_CheckExact(v) || PyUnicode_Compare(v, defaults[j]) != 0))
+            return general();
+    double c = 1.0;
+    if (given[2]) {
+        if (!PyFloat_CheckExact(given[2])) return general();
+        c = PyFloat_AS_DOUBLE(given[2]);
+        if (!(c >= 0.0 && c <= 1.0)) return general();
+    }
+    PyObject* handle = PyObject_GetAttr(self, handle_name_str);
+    if (!handle) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return nullptr;
+        PyErr_Clear();
+        return general();  // (not initialised: the general method says so)
+    }
+    PyObject* r = nullptr;
+    try {
+        PyObject* out = given[3] ? given[3] : Py_None;
+        if (PyCapsule_IsValid(handle, handle_name<double>()))
+            r = fast_model_gradients<double>(handle, given[0], given[1], c, out);
+        else if (PyCapsule_IsValid(handle, handle_name<float>()))
+            r = fast_model_gradients<float>(handle, given[0], given[1], c, out);
+    } catch (py::error_already_set& e) {
+        Py_DECREF(handle);
+        e.restore();
+        return nullptr;
+    } catch (const std::bad_alloc&) {
+        Py_DECREF(handle);
+        return PyErr_NoMemory();
+    }
+    Py_DECREF(handle);
+    if (r || PyErr_Occurred()) return r;
+    return general();
+}
+
+PyMethodDef model_gradients_method_def = {
+    "gradients",
+    reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(model_gradients_method)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "gradients($self, /, net_input, y, *, relu_grad_at_zero=1.0, out=None, "
+    "loss='squared_error', reduction='sum')\n--\n\n"
+    "Loss and every weight and bias derivative.\n\n"
+    "Parameters\n"
+    "----------\n"
+    "net_input : array_like, shape (D_0, N)\n"
+    "    Samples as columns, of the model's dtype.\n"
+    "y : float or array_like\n"
+    "    Targets, broadcastable to (D_{K+1}, N).\n"
+    "relu_grad_at_zero : float, default 1.0\n"
+    "    The ReLU derivative at exactly 0: 1 is notebook 7.2's indicator (f >= 0), 0 is\n"
+    "    PyTorch's.\n"
+    "out : tuple of two lists of ndarray, optional\n"
+    "    ``(all_dl_dweights, all_dl_dbiases)``: C-contiguous, writeable arrays of the model's\n"
+    "    dtype shaped like the parameters, written in place and returned (no allocation per\n"
+    "    call). None may overlap another, the input, ``y`` or the model's parameters\n"
+    "    (``ValueError`` naming both).\n"
+    "loss : {\"squared_error\", \"cross_entropy\"}, default \"squared_error\"\n"
+    "    As in :func:`backprop_core.gradients` (cross-entropy takes int class labels (N,) or\n"
+    "    one-hot columns).\n"
+    "reduction : {\"sum\", \"mean\"}, default \"sum\"\n"
+    "    As in :func:`backprop_core.gradients`.\n\n"
+    "Returns\n"
+    "-------\n"
+    "Gradients\n"
+    "    ``loss`` (``sum 0.5 (f_K - y)^2`` by default, a numpy scalar), ``all_dl_dweights`` and\n"
+    "    ``all_dl_dbiases`` (the lists of ``out`` when given).\n\n"
+    "Notes\n"
+    "-----\n"
+    "A native method: with arrays of the model's dtype, a small batch and ``out`` given, a\n"
+    "call allocates nothing but the loss and its result tuple."};
+
 }  // namespace
 
 void bind_mlp(py::module_& m) {
+    m.def("model_gradients_method", [](py::type cls, py::function general) {
+        general_model_gradients = general.release().ptr();  // held for the life of the process
+        gradients_result = result_type("Gradients");  // (imported now, not during a call)
+        loss_scalar<float>(0), loss_scalar<double>(0);   // (their numpy types, likewise)
+        return py::reinterpret_steal<py::object>(PyDescr_NewMethod(
+            reinterpret_cast<PyTypeObject*>(cls.ptr()), &model_gradients_method_def));
+    }, "cls"_a, "general"_a,
+       "MLP.gradients, a method descriptor of the class cls; general(self, ...) takes the calls "
+       "it does not.");
     m.def("forward", [](py::handle x, py::handle all_weights, py::handle all_biases) {
         Args args;
         const std::size_t layers = add_parameters(args, all_weights, all_biases);

@@ -84,7 +84,7 @@ py::tuple toy(Pass pass, const Args& args, const std::vector<core::Activation>& 
             loss = core::toy_gradients(chain, x.ptr(), y.ptr(), y_stride, N,
                                        dl_dbeta.mutable_data(), dl_domega.mutable_data());
         }
-        return py::make_tuple(scalar(loss), dl_dbeta, dl_domega);
+        return py::make_tuple(loss_scalar(loss), dl_dbeta, dl_domega);
     }
     auto f = stage(L + 1), h = stage(L), dl_df = stage(L + 1), dl_dh = stage(L);
     T loss;
@@ -95,7 +95,7 @@ py::tuple toy(Pass pass, const Args& args, const std::vector<core::Activation>& 
                                           dl_dh.mutable_data(), dl_dbeta.mutable_data(),
                                           dl_domega.mutable_data());
     }
-    return py::make_tuple(scalar(loss), f, h, dl_df, dl_dh, dl_dbeta, dl_domega);
+    return py::make_tuple(loss_scalar(loss), f, h, dl_df, dl_dh, dl_dbeta, dl_domega);
 }
 
 py::tuple toy_entry(Pass pass, py::handle x, py::handle y, py::handle beta, py::handle omega,

@@ -3,6 +3,7 @@
 Native core of backprop_core (private: use the backprop_core package).
 """
 from __future__ import annotations
+import collections.abc
 import numpy
 import numpy.typing
 import typing
@@ -69,6 +70,10 @@ def model_forward(model: typing.Any, net_input: typing.Any) -> tuple:
 def model_gradients(model: typing.Any, net_input: typing.Any, y: typing.Any, relu_grad_at_zero: typing.SupportsFloat | typing.SupportsIndex, out: typing.Any) -> tuple:
     """
     The model's loss and gradients: (loss, all_dl_dweights, all_dl_dbiases).
+    """
+def model_gradients_method(cls: type, general: collections.abc.Callable) -> typing.Any:
+    """
+    MLP.gradients, a method descriptor of the class cls; general(self, ...) takes the calls it does not.
     """
 def model_new(all_weights: typing.Any, all_biases: typing.Any) -> typing.Any:
     """

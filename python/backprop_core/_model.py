@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
@@ -137,7 +137,20 @@ class MLP(ModelMethods):  # from_widths, fit, predict, state dicts, save / load
         """
         return _tuple_new(Forward, _core.model_forward(self._native(), net_input))
 
-    def gradients(
+    if TYPE_CHECKING:  # the method itself is native (assigned below the class)
+
+        def gradients(
+            self,
+            net_input: Any,
+            y: Any,
+            *,
+            relu_grad_at_zero: float = 1.0,
+            out: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
+            loss: str = "squared_error",
+            reduction: str = "sum",
+        ) -> Gradients[Any]: ...
+
+    def _gradients(
         self,
         net_input: Any,
         y: Any,
@@ -147,34 +160,8 @@ class MLP(ModelMethods):  # from_widths, fit, predict, state dicts, save / load
         loss: str = "squared_error",
         reduction: str = "sum",
     ) -> Gradients[Any]:
-        """Loss and every weight and bias derivative.
-
-        Parameters
-        ----------
-        net_input : array_like, shape (D_0, N)
-            Samples as columns, of the model's dtype.
-        y : float or array_like
-            Targets, broadcastable to (D_{K+1}, N).
-        relu_grad_at_zero : float, default 1.0
-            The ReLU derivative at exactly 0: 1 is notebook 7.2's indicator (f >= 0), 0 is
-            PyTorch's.
-        out : tuple of two lists of ndarray, optional
-            ``(all_dl_dweights, all_dl_dbiases)``: C-contiguous, writeable arrays of the model's
-            dtype shaped like the parameters, written in place and returned (no allocation per
-            call). None may overlap another, the input, ``y`` or the model's parameters
-            (``ValueError`` naming both).
-        loss : {"squared_error", "cross_entropy"}, default "squared_error"
-            As in :func:`backprop_core.gradients` (cross-entropy takes int class labels (N,) or
-            one-hot columns).
-        reduction : {"sum", "mean"}, default "sum"
-            As in :func:`backprop_core.gradients`.
-
-        Returns
-        -------
-        Gradients
-            ``loss`` (``sum 0.5 (f_K - y)^2`` by default, a numpy scalar), ``all_dl_dweights`` and
-            ``all_dl_dbiases`` (the lists of ``out`` when given).
-        """
+        """MLP.gradients for the calls its native fast path leaves (see its docstring): checks,
+        converts, and raises the errors."""
         try:
             handle = self._handle
         except AttributeError:
@@ -212,3 +199,8 @@ class MLP(ModelMethods):  # from_widths, fit, predict, state dicts, save / load
 
     def __deepcopy__(self, memo: dict[int, Any]) -> MLP:
         return self.__copy__()
+
+
+# A native method (its docstring at the binding): the per-sample call, with no Python frame; the
+# calls it does not take go to MLP._gradients.
+MLP.gradients = _core.model_gradients_method(MLP, MLP._gradients)  # type: ignore[method-assign]
