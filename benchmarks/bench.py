@@ -278,10 +278,15 @@ def notebook_toy(x: Any, y: Any, beta: np.ndarray, omega: np.ndarray) -> tuple[A
     return dl_dbeta, dl_domega
 
 
+NOTEBOOK_ONE_SAMPLE = (
+    "not applicable: notebook 7.2's backward_pass takes one sample (its dl/dbias is dl/df "
+    "itself, and indicator * W.T @ dl/df multiplies before the product)"
+)
+
+
 def notebook_mlp(x: Any, y: Any, weights: list[Any], biases: list[Any]) -> tuple[Any, Any]:
-    """Notebook 7.2's compute_network_output and backward_pass as the notebook has them: every
-    dl/df and dl/dh kept, dl/dbias a copy of dl/df (one sample); for a batch (our extension) the
-    bias derivatives are summed over its samples."""
+    """Notebook 7.2's compute_network_output and backward_pass as the notebook has them (one
+    sample: see NOTEBOOK_ONE_SAMPLE)."""
     K = len(weights) - 1
     all_f = [None] * (K + 1)
     all_h = [None] * (K + 1)
@@ -295,17 +300,15 @@ def notebook_mlp(x: Any, y: Any, weights: list[Any], biases: list[Any]) -> tuple
     all_dl_df = [None] * (K + 1)
     all_dl_dh = [None] * (K + 1)
     all_dl_df[K] = np.array(all_f[K] - y)
-    one = np.shape(x)[1] == 1
     for layer in range(K, -1, -1):
-        dl_df = all_dl_df[layer]
-        all_dl_dbiases[layer] = np.array(dl_df) if one else np.sum(dl_df, axis=1, keepdims=True)
-        all_dl_dweights[layer] = np.array(dl_df) @ all_h[layer].T
-        all_dl_dh[layer] = weights[layer].T @ dl_df
+        all_dl_dbiases[layer] = np.array(all_dl_df[layer])
+        all_dl_dweights[layer] = np.array(all_dl_df[layer]) @ all_h[layer].T
+        all_dl_dh[layer] = weights[layer].T @ all_dl_df[layer]
         if layer > 0:
             indicator = np.array(all_f[layer - 1])
             indicator[indicator >= 0] = 1
             indicator[indicator < 0] = 0
-            all_dl_df[layer - 1] = indicator * weights[layer].T @ dl_df
+            all_dl_df[layer - 1] = indicator * weights[layer].T @ all_dl_df[layer]
     return all_dl_dweights, all_dl_dbiases
 
 
@@ -403,7 +406,15 @@ def build_toybatch(opts: Options) -> Workload:
         y,
         opts,
     )
-    add_torch_compile(w, x, y, opts)
+    e = toy_example()
+    add_torch_compile(
+        w,
+        opts,
+        f"_torch_compile_probe_toy({len(x)})",
+        lambda name, compile: torch_toy_contestant(
+            opts.torch, name, x, y, e.beta, e.omega, compile(torch_toy_loss)
+        ),
+    )
     return w
 
 
@@ -415,7 +426,7 @@ def torch_toy_batch_inputs(torch: Any, n: int) -> tuple[Any, Any, Any, Any]:
     return x, y, torch.tensor(e.beta, requires_grad=True), torch.tensor(e.omega, requires_grad=True)
 
 
-def _torch_compile_probe(n: int) -> None:
+def _torch_compile_probe_toy(n: int) -> None:
     """Run in a subprocess first: compiles what the benchmark will compile, under a timeout.
 
     Inductor caches what it compiles on disk, so the benchmark's own compile then mostly hits
@@ -427,8 +438,25 @@ def _torch_compile_probe(n: int) -> None:
     torch.compile(torch_toy_loss)(x, y, beta, omega).backward()
 
 
-def probe_torch_compile(n: int, timeout: float) -> str | None:
-    """None if torch.compile works within ``timeout`` seconds, else why not."""
+def _torch_compile_probe_mlp(dims: list[int], n: int, dtype: str, y_value: float | None) -> None:
+    """As _torch_compile_probe_toy, for the MLP: the same shapes, dtype and kind of target."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    tx = torch.from_numpy(rng.standard_normal((dims[0], n)).astype(dtype))
+    ty: Any = y_value
+    if y_value is None:
+        ty = torch.from_numpy(rng.standard_normal((dims[-1], n)).astype(dtype))
+    tw = [torch.from_numpy(rng.standard_normal((o, i)).astype(dtype)).requires_grad_()
+          for i, o in zip(dims[:-1], dims[1:])]
+    tb = [torch.from_numpy(rng.standard_normal((o, 1)).astype(dtype)).requires_grad_()
+          for o in dims[1:]]
+    torch.compile(torch_mlp_loss)(tw, tb, tx, ty).backward()
+
+
+def probe_torch_compile(call: str, timeout: float) -> str | None:
+    """None if ``call`` (of a _torch_compile_probe_* function of this file) compiles within
+    ``timeout`` seconds in a subprocess, else why not."""
     # This file is no module of an installed package: the probe loads it by its path.
     code = (
         "import importlib.util, sys\n"
@@ -436,7 +464,7 @@ def probe_torch_compile(n: int, timeout: float) -> str | None:
         "bench = importlib.util.module_from_spec(spec)\n"
         "sys.modules[spec.name] = bench  # dataclasses look their module up\n"
         "spec.loader.exec_module(bench)\n"
-        f"bench._torch_compile_probe({n})\n"
+        f"bench.{call}\n"
     )
     # Its own session, so a timeout can end the probe and the compile workers it spawned.
     proc = subprocess.Popen(
@@ -458,7 +486,11 @@ def probe_torch_compile(n: int, timeout: float) -> str | None:
     return None
 
 
-def add_torch_compile(w: Workload, x: np.ndarray, y: np.ndarray, opts: Options) -> None:
+def add_torch_compile(
+    w: Workload, opts: Options, probe: str, make: Callable[[str, Any], Contestant]
+) -> None:
+    """The row "PyTorch torch.compile": ``make(name, torch.compile)`` builds the contestant once
+    ``probe`` (a _torch_compile_probe_* call) has compiled the same thing in a subprocess."""
     name, torch = "PyTorch torch.compile", opts.torch
     if torch is None or not opts.compile:
         why = "torch not available" if torch is None else "disabled by --no-compile"
@@ -466,16 +498,14 @@ def add_torch_compile(w: Workload, x: np.ndarray, y: np.ndarray, opts: Options) 
         return
     progress(f"{w.name}: probing torch.compile (up to {opts.compile_timeout:.0f} s) ...")
     t0 = time.perf_counter()
-    why_not = probe_torch_compile(len(x), opts.compile_timeout)
+    why_not = probe_torch_compile(probe, opts.compile_timeout)
     probe_s = time.perf_counter() - t0
     if why_not is not None:
         add(w, name, None, why_not)
         return
 
-    def make() -> Contestant:
-        e = toy_example()
-        compiled = torch.compile(torch_toy_loss)
-        c = torch_toy_contestant(torch, name, x, y, e.beta, e.omega, compiled)
+    def make_timed() -> Contestant:
+        c = make(name, torch.compile)
         t0 = time.perf_counter()
         c.run()  # the compile, excluded from the timings
         c.note = (
@@ -485,7 +515,7 @@ def add_torch_compile(w: Workload, x: np.ndarray, y: np.ndarray, opts: Options) 
         )
         return c
 
-    add(w, name, make)
+    add(w, name, make_timed)
 
 
 # ----------------------------------------------------------------------------- MLP
@@ -496,26 +526,39 @@ def mlp_grads(r: Any) -> Grads:
     return [*dW, *db]
 
 
+def torch_mlp_loss(tw: list[Any], tb: list[Any], tx: Any, ty: Any) -> Any:
+    """Notebook 7.2's network and loss on torch tensors."""
+    import torch
+
+    h = tx
+    for W, b in zip(tw[:-1], tb[:-1]):
+        h = torch.relu(W @ h + b)
+    f = tw[-1] @ h + tb[-1]
+    return 0.5 * ((f - ty) ** 2).sum()
+
+
 def torch_mlp_contestant(
-    torch: Any, x: np.ndarray, y: Any, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray]
+    torch: Any,
+    x: np.ndarray,
+    y: Any,
+    weights: Sequence[np.ndarray],
+    biases: Sequence[np.ndarray],
+    name: str = "PyTorch eager",
+    loss_fn: Callable[..., Any] = torch_mlp_loss,
 ) -> Contestant:
     tx = torch.from_numpy(x)
     ty = torch.from_numpy(y) if isinstance(y, np.ndarray) else y
-    tw = [torch.from_numpy(W).requires_grad_() for W in weights]
-    tb = [torch.from_numpy(b).requires_grad_() for b in biases]
+    tw = [torch.from_numpy(W.copy()).requires_grad_() for W in weights]
+    tb = [torch.from_numpy(b.copy()).requires_grad_() for b in biases]
     params = tw + tb
 
     def run() -> list[Any]:
         for p in params:
             p.grad = None
-        h = tx
-        for W, b in zip(tw[:-1], tb[:-1]):
-            h = torch.relu(W @ h + b)
-        f = tw[-1] @ h + tb[-1]
-        (0.5 * ((f - ty) ** 2).sum()).backward()
+        loss_fn(tw, tb, tx, ty).backward()
         return [p.grad for p in params]
 
-    return Contestant("PyTorch eager", run, lambda r: [g.numpy() for g in r])
+    return Contestant(name, run, lambda r: [g.numpy() for g in r])
 
 
 def jax_mlp_loss(weights: list[Any], biases: list[Any], x: Any, y: Any) -> Any:
@@ -586,13 +629,16 @@ def mlp_workload(
         "backprop_core has no MLP in this build",
         native=True,
     )
-    contestants.append(
-        Contestant(
-            "numpy (notebook 7.2 cells)",
-            lambda: notebook_mlp(x, y, weights, biases),
-            lambda r: [*r[0], *r[1]],
+    if x.shape[1] == 1:
+        contestants.append(
+            Contestant(
+                "numpy (notebook 7.2 cells)",
+                lambda: notebook_mlp(x, y, weights, biases),
+                lambda r: [*r[0], *r[1]],
+            )
         )
-    )
+    else:
+        add(w, "numpy (notebook 7.2 cells)", None, NOTEBOOK_ONE_SAMPLE)
     contestants.append(
         Contestant(
             "numpy (reference.gradients)",
@@ -606,6 +652,16 @@ def mlp_workload(
         "PyTorch eager",
         if_loaded(torch, lambda: torch_mlp_contestant(torch, x, y, weights, biases)),
         "torch not available",
+    )
+    dims = [weights[0].shape[1], *(W.shape[0] for W in weights)]
+    y_value = None if isinstance(y, np.ndarray) else float(y)
+    add_torch_compile(
+        w,
+        opts,
+        f"_torch_compile_probe_mlp({dims}, {x.shape[1]}, {x.dtype.name!r}, {y_value!r})",
+        lambda name, compile: torch_mlp_contestant(
+            torch, x, y, weights, biases, name, compile(torch_mlp_loss)
+        ),
     )
     args = (list(weights), list(biases), x, np.asarray(y, x.dtype))
     add(
