@@ -1015,7 +1015,8 @@ def peer_row(rows: list[Row]) -> Row | None:
 def summary(results: list[tuple[Workload, list[Row]]]) -> list[str]:
     lines = [
         "| workload | backprop_core (fastest entry point) | fastest peer "
-        "| backprop_core ÷ fastest peer | numpy (notebook cells) | numpy ÷ backprop_core "
+        "| backprop_core ÷ fastest peer | numpy (notebook cells, else reference) "
+        "| numpy ÷ backprop_core "
         "| backprop_core ÷ FLOP limit (best peak; probe's median) |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -1034,7 +1035,9 @@ def summary(results: list[tuple[Workload, list[Row]]]) -> list[str]:
             f"{f' ({base.name})' if base else ''} "
             f"| {f'{peer.name}, {fmt_time(peer.median)}' if peer else '—'} "
             f"| {over(peer.name, True) if peer else '—'} "
-            f"| {fmt_time(ref.median if ref else None)} | {over(ref.name) if ref else '—'} "
+            f"| {fmt_time(ref.median if ref else None)}"
+            f"{' (reference)' if ref and 'notebook' not in ref.name else ''} "
+            f"| {over(ref.name) if ref else '—'} "
             f"| {'; '.join(limits) if limits[0] != '—' else '—'} |"
         )
     return lines
