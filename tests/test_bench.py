@@ -56,14 +56,16 @@ def test_the_default_output_is_results_md_beside_the_script(
 def test_the_torch_compile_probe_loads_the_script_in_its_subprocess(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The probe runs the script's _torch_compile_probe in a fresh interpreter, which must find
-    the script by its path (no package holds it). A stand-in torch that fails on import shows
-    the subprocess got as far as the probe itself."""
+    """The probe runs one of the script's _torch_compile_probe_* calls in a fresh interpreter,
+    which must find the script by its path (no package holds it). A stand-in torch that fails on
+    import shows the subprocess got as far as each probe itself."""
     bench = load_bench(monkeypatch)
     (tmp_path / "torch.py").write_text("raise ImportError('stand-in torch for the probe test')\n")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    why = bench.probe_torch_compile(10, timeout=120)
-    assert why == "failed: ImportError: stand-in torch for the probe test"
+    probes = ("_torch_compile_probe_toy(10)", "_torch_compile_probe_mlp([2, 3], 4, 'float64', 0.5)")
+    for call in probes:
+        why = bench.probe_torch_compile(call, timeout=120)
+        assert why == "failed: ImportError: stand-in torch for the probe test"
 
 
 def test_a_tiny_real_benchmark_on_a_busy_machine(tmp_path: Path) -> None:
