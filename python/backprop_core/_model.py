@@ -137,19 +137,6 @@ class MLP(ModelMethods):  # from_widths, fit, predict, state dicts, save / load
         """
         return _tuple_new(Forward, _core.model_forward(self._native(), net_input))
 
-    if TYPE_CHECKING:  # the method itself is native (assigned below the class)
-
-        def gradients(
-            self,
-            net_input: Any,
-            y: Any,
-            *,
-            relu_grad_at_zero: float = 1.0,
-            out: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
-            loss: str = "squared_error",
-            reduction: str = "sum",
-        ) -> Gradients[Any]: ...
-
     def _gradients(
         self,
         net_input: Any,
@@ -177,6 +164,9 @@ class MLP(ModelMethods):  # from_widths, fit, predict, state dicts, save / load
             dW, db = _written(out, dW, db, [net_input, y, *weights, *biases])
         return _tuple_new(Gradients, (value, dW, db))
 
+    if TYPE_CHECKING:  # the method itself is native (assigned below the class), typed as this
+        gradients = _gradients
+
     def __repr__(self) -> str:
         try:
             handle = self._handle
@@ -203,4 +193,4 @@ class MLP(ModelMethods):  # from_widths, fit, predict, state dicts, save / load
 
 # A native method (its docstring at the binding): the per-sample call, with no Python frame; the
 # calls it does not take go to MLP._gradients.
-MLP.gradients = _core.model_gradients_method(MLP, MLP._gradients)  # type: ignore[method-assign]
+MLP.gradients = _core.model_gradients_method(MLP, MLP._gradients)
