@@ -92,11 +92,17 @@ inline std::size_t mlp_workspace_size(std::size_t K, const std::size_t* dims, st
 // is y[i * y_strides[0] + n * y_strides[1]] (strides of 0 broadcast). Fills dW[k] (D_{k+1}, D_k)
 // and db[k] (D_{k+1}), returns the loss. transposed, when given, is scratch of N max_k D_k
 // elements: the layers use_transposed_input picks (the first layer always, others when too small
-// for tasks) then take their weight gradient from h_k transposed into it.
-template <class T>
+// for tasks) then take their weight gradient from h_k transposed into it. layer_done(k) runs as
+// soon as dW[k] and db[k] are complete and W_k is read no more (layers K, K-1, .., 0): a training
+// step updates layer k there, while its gradients are in cache.
+struct NoLayerHook {
+    void operator()(std::size_t) const {}
+};
+
+template <class T, class LayerDone = NoLayerHook>
 T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, const T* y,
                const std::size_t* y_strides, std::size_t N, T* const* dW, T* const* db,
-               T* workspace, T* transposed = nullptr) {
+               T* workspace, T* transposed = nullptr, const LayerDone& layer_done = {}) {
     const std::size_t K = net.K;
     const std::size_t* dims = net.dims;
     T* g = workspace;  // dl/df_k, (D_{k+1}, N)
@@ -145,6 +151,7 @@ T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, cons
                 }, 0.0));
             run_together(weight_grad_sum_tasks(M, dims[k], N, dW[k], partials));
         }
+        layer_done(k);
         std::swap(g, g_prev);
     }
     return T(loss);

@@ -407,6 +407,7 @@ template <class T> class MLPTrainer {
     std::size_t B_ = 0, P_ = 0;
     std::vector<std::size_t> train_, val_, order_, w_at_, b_at_;
     std::vector<T> yb_, grad_, m_, v_, yv_, best_;
+    std::vector<double> squares_;  // a step's ||W_k||^2, layer by layer
     AlignedVector<T> xb_, ht_, f_store_, h_store_, g_out_, work_, xv_, fv_store_, hv_store_;
     std::vector<std::int64_t> lb_, lv_;
     std::vector<T*> f_, h_, fv_, hv_, dW_, db_, f_grad_;
@@ -501,27 +502,30 @@ template <class T> class MLPTrainer {
             loss_and_gradient(o_.loss, o_.reduction, f_[K_], D_o, n, yb, g_out_.data());
         const T zero = T(0);
         const std::size_t zero_strides[2] = {0, 0};
+        // L2: alpha/2 ||W||^2, over n for the mean; its gradient alpha W (over n) joins dl/dW.
+        // Each layer is penalised and updated as soon as its gradients are complete (in cache);
+        // the layers' sums of squares are added in layer order after.
+        const double scale = o_.reduction == Reduction::mean ? 1.0 / double(n) : 1.0;
+        const T c = T(o_.alpha * scale);
+        squares_.assign(K_ + 1, 0.0);
+        const auto update_layer = [&](std::size_t k) {
+            const std::size_t size = dims_[k + 1] * dims_[k];
+            if (o_.alpha != 0) {
+                double squares = 0;
+                for (std::size_t e = 0; e < size; ++e)
+                    squares += double(W_[k][e]) * double(W_[k][e]);
+                squares_[k] = squares;
+                for (std::size_t e = 0; e < size; ++e) dW_[k][e] = dW_[k][e] + c * W_[k][e];
+            }
+            update(W_[k], w_at_[k], size, t, lr);
+            update(b_[k], b_at_[k], dims_[k + 1], t, lr);
+        };
         mlp_backward(net, const_cast<const T* const*>(f_grad_.data()),
                      const_cast<const T* const*>(h_.data()), &zero, zero_strides, n, dW_.data(),
-                     db_.data(), work_.data(), ht_.data());
-        // L2: alpha/2 ||W||^2, over n for the mean; its gradient alpha W (over n) joins dl/dW
-        const double scale = o_.reduction == Reduction::mean ? 1.0 / double(n) : 1.0;
-        double penalty = 0;
-        if (o_.alpha != 0) {
-            double squares = 0;
-            for (std::size_t k = 0; k <= K_; ++k)
-                for (std::size_t e = 0; e < dims_[k + 1] * dims_[k]; ++e)
-                    squares += double(W_[k][e]) * double(W_[k][e]);
-            penalty = 0.5 * o_.alpha * squares * scale;
-            const T c = T(o_.alpha * scale);
-            for (std::size_t k = 0; k <= K_; ++k)
-                for (std::size_t e = 0; e < dims_[k + 1] * dims_[k]; ++e)
-                    dW_[k][e] = dW_[k][e] + c * W_[k][e];
-        }
-        for (std::size_t k = 0; k <= K_; ++k) {
-            update(W_[k], w_at_[k], dims_[k + 1] * dims_[k], t, lr);
-            update(b_[k], b_at_[k], dims_[k + 1], t, lr);
-        }
+                     db_.data(), work_.data(), ht_.data(), update_layer);
+        double squares = 0;
+        for (std::size_t k = 0; k <= K_; ++k) squares += squares_[k];
+        const double penalty = o_.alpha != 0 ? 0.5 * o_.alpha * squares * scale : 0.0;
         return value + penalty;
     }
 
