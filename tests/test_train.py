@@ -195,6 +195,9 @@ def test_ctrl_c_stops_quickly_at_a_completed_step() -> None:
         sent.append(time.perf_counter())
         os.kill(os.getpid(), signal.SIGINT)
 
+    # Python's own Ctrl-C handler, whatever the run inherited: a shell starts a background job
+    # with SIGINT ignored, and the fit below would then never end.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.3, interrupt)
     timer.start()
     try:
@@ -203,6 +206,7 @@ def test_ctrl_c_stops_quickly_at_a_completed_step() -> None:
         latency = time.perf_counter() - sent[0]
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert latency < 0.5, f"KeyboardInterrupt came {latency:.3f} s after SIGINT"
     history = info.value.history
     assert history.stop_reason == "interrupt" and history.epochs >= 1
