@@ -335,10 +335,19 @@ constexpr std::size_t interleaved(std::size_t m, std::size_t s, std::size_t L, b
     const std::size_t base = m / (2 * s) * 2 * s, o = m % (2 * s);
     return (o < s ? base + o : L + base + o - s) + (high ? s : 0);
 }
-template <class IV, std::size_t s, bool high, std::size_t... m>
-constexpr IV interleave_mask(std::index_sequence<m...>) {  // (constant: one permute)
-    return IV{static_cast<std::remove_reference_t<decltype(IV{}[0])>>(
-        interleaved(m, s, sizeof...(m), high))...};
+// x and y interleaved so (a constant permute: the unpack and two-source permutes of the
+// instruction set). Clang spells the permute __builtin_shufflevector, GCC __builtin_shuffle
+// (GCC has the other only from version 12).
+template <std::size_t s, bool high, class V, std::size_t... m>
+inline V interleave(const V& x, const V& y, std::index_sequence<m...>) {
+#if defined(__clang__)
+    return __builtin_shufflevector(x, y, int(interleaved(m, s, sizeof...(m), high))...);
+#else
+    using Int = std::conditional_t<sizeof(x[0]) == 4, std::int32_t, std::int64_t>;
+    typedef Int IV __attribute__((vector_size(sizeof(V))));
+    constexpr IV mask{Int(interleaved(m, s, sizeof...(m), high))...};
+    return __builtin_shuffle(x, y, mask);
+#endif
 }
 
 // v[0 .. L) (L = lanes) become one vector whose lane j is the sum of v[j]'s lanes, added in
@@ -351,14 +360,11 @@ inline typename SimdOf<T, Bytes>::type transpose_sums(typename SimdOf<T, Bytes>:
     if constexpr (s == L) {
         return v[0];
     } else {
-        using Int = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
-        typedef Int IV __attribute__((vector_size(Bytes)));
-        constexpr IV lo = interleave_mask<IV, s, false>(std::make_index_sequence<L>{});
-        constexpr IV hi = interleave_mask<IV, s, true>(std::make_index_sequence<L>{});
+        constexpr auto lanes = std::make_index_sequence<L>{};
         BACKPROP_CORE_UNROLL
         for (std::size_t j = 0; j < L / s / 2; ++j)
-            v[j] = __builtin_shuffle(v[2 * j], v[2 * j + 1], lo) +
-                   __builtin_shuffle(v[2 * j], v[2 * j + 1], hi);
+            v[j] = interleave<s, false>(v[2 * j], v[2 * j + 1], lanes) +
+                   interleave<s, true>(v[2 * j], v[2 * j + 1], lanes);
         return transpose_sums<T, Bytes, 2 * s>(v);
     }
 }
@@ -369,16 +375,13 @@ template <class T, std::size_t Bytes, std::size_t s = 1>
 inline void transpose_block(typename SimdOf<T, Bytes>::type* v) {
     constexpr std::size_t L = SimdOf<T, Bytes>::lanes;
     if constexpr (s < L) {
-        using Int = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
-        typedef Int IV __attribute__((vector_size(Bytes)));
-        constexpr IV lo = interleave_mask<IV, s, false>(std::make_index_sequence<L>{});
-        constexpr IV hi = interleave_mask<IV, s, true>(std::make_index_sequence<L>{});
+        constexpr auto lanes = std::make_index_sequence<L>{};
         BACKPROP_CORE_UNROLL
         for (std::size_t i = 0; i < L; ++i)
             if (!(i & s)) {
                 const auto x = v[i], y = v[i + s];
-                v[i] = __builtin_shuffle(x, y, lo);
-                v[i + s] = __builtin_shuffle(x, y, hi);
+                v[i] = interleave<s, false>(x, y, lanes);
+                v[i + s] = interleave<s, true>(x, y, lanes);
             }
         transpose_block<T, Bytes, 2 * s>(v);
     }
