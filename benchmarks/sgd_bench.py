@@ -36,7 +36,7 @@ from typing import Any
 
 import backprop_core as bc
 import numpy as np
-from train_bench import peak_rate  # numpy's 2048² rate, best of 3 (the script's own folder)
+from train_bench import peak_rate, write_report  # (the script's own folder)
 
 WIDTHS = (1, 32, 32, 32, 1)
 STEPS, BATCH, LR = 1000, 64, 0.01
@@ -303,10 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"{total / limit / 1e9:.1f} |")
     if fastest:
         lines += ["", f"Fastest peer: {fastest}."]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    write_report(lines, args.out)
     return 0
 
 

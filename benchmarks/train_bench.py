@@ -156,6 +156,14 @@ def numpy_gemms(n: int, dtype: type) -> Callable[[], tuple[float, float]]:
     return run
 
 
+def write_report(lines: list[str], out: Path | None) -> None:
+    """The table on standard output, and in ``out`` when given."""
+    text = "\n".join(lines)
+    print(text)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+
+
 def peak_rate(dtype: type) -> float:
     a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(dtype)
     out = np.empty_like(a)
@@ -265,10 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{limit:.3f} s | | {limit / ours_median:.2f}x | {flops / limit / 1e9:.1f} "
                      "| | |")
         lines.append("")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    write_report(lines, args.out)
     return 0
 
 

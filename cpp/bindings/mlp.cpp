@@ -371,8 +371,8 @@ template <class T> bool exact_shape(PyObject* o, std::size_t rows, std::size_t c
 template <class T>
 PyObject* fast_model_gradients(PyObject* handle, PyObject* x, PyObject* y, double c, PyObject* out) {
     constexpr std::size_t max_layers = 32;
-    const core::Model<T>& model = *static_cast<Handle<T>*>(
-        PyCapsule_GetPointer(handle, handle_name<T>()))->model;
+    const Handle<T>& h = *static_cast<Handle<T>*>(PyCapsule_GetPointer(handle, handle_name<T>()));
+    const core::Model<T>& model = *h.model;  // (borrowed: the caller holds the handle)
     const auto& d = model.dims();
     const std::size_t layers = d.size() - 1;
     if (layers > max_layers || float_kind(x) != int(sizeof(T))) return nullptr;
@@ -405,7 +405,7 @@ PyObject* fast_model_gradients(PyObject* handle, PyObject* x, PyObject* y, doubl
     T* b[max_layers];
     py::object dW, db;
     if (out == Py_None) {
-        auto g = new_grads<T>(d, handle_of<T>(handle).column);
+        auto g = new_grads<T>(d, h.column);
         std::copy(g.w.begin(), g.w.end(), w);
         std::copy(g.b.begin(), g.b.end(), b);
         dW = std::move(g.dW), db = std::move(g.db);

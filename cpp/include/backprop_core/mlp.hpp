@@ -7,7 +7,7 @@
 //   l = sum 0.5 (f_K - y)^2, dl/df_K = f_K - y squared_error() below
 //   dl/dW_k = dl/df_k h_k^T                    weight_grad() / weight_grad_tasks() (gemm.hpp),
 //                                             and one BLAS call a block in the blocked pass
-//   dl/db_k = sum over samples of dl/df_k      sum_row() (gemm.hpp)
+//   dl/db_k = sum over samples of dl/df_k      row_sums() / sum_row() (gemm.hpp)
 //   dl/dh_k = W_k^T dl/df_k                    input_grad_relu_loops() / input_grad_tasks() (gemm.hpp)
 //   dl/df_{k-1} = ReLU'(f_{k-1}) dl/dh_k       relu_grad() / relu_grad_marked() (activations.hpp)
 // Whole passes: mlp_forward(), mlp_backward(), mlp_gradients_blocked() here; the choice between

@@ -143,6 +143,18 @@ double loss_and_gradient(Loss loss, Reduction reduction, const T* f, std::size_t
     return mean ? total / double(std::max<std::size_t>(N, 1)) : total;
 }
 
+// The L2 penalty's part for one layer's weights W (size of them): dW += c W (c = alpha, over the
+// batch for the mean); returns ||W||^2, summed in double. The objective and the training step
+// both penalise through it, layer by layer.
+template <class T> double l2_penalise(const T* W, std::size_t size, T c, T* dW) {
+    double squares = 0;
+    for (std::size_t e = 0; e < size; ++e) {
+        squares += double(W[e]) * double(W[e]);
+        dW[e] = dW[e] + c * W[e];
+    }
+    return squares;
+}
+
 // ------------------------------------------------------------------------- the whole objective
 //
 // The objective of all N samples at once (for full-batch optimizers such as L-BFGS): the loss
@@ -175,14 +187,9 @@ double mlp_objective(const MLPView<T>& net, const T* x, std::size_t N, const Tar
     const double scale = reduction == Reduction::mean ? 1.0 / double(std::max<std::size_t>(N, 1))
                                                       : 1.0;
     double squares = 0;
-    if (alpha != 0) {
-        const T c = T(alpha * scale);
+    if (alpha != 0)
         for (std::size_t k = 0; k <= K; ++k)
-            for (std::size_t e = 0; e < dims[k + 1] * dims[k]; ++e) {
-                squares += double(net.weights[k][e]) * double(net.weights[k][e]);
-                dW[k][e] = dW[k][e] + c * net.weights[k][e];
-            }
-    }
+            squares += l2_penalise(net.weights[k], dims[k + 1] * dims[k], T(alpha * scale), dW[k]);
     return value + 0.5 * alpha * squares * scale;
 }
 
@@ -510,13 +517,7 @@ template <class T> class MLPTrainer {
         squares_.assign(K_ + 1, 0.0);
         const auto update_layer = [&](std::size_t k) {
             const std::size_t size = dims_[k + 1] * dims_[k];
-            if (o_.alpha != 0) {
-                double squares = 0;
-                for (std::size_t e = 0; e < size; ++e)
-                    squares += double(W_[k][e]) * double(W_[k][e]);
-                squares_[k] = squares;
-                for (std::size_t e = 0; e < size; ++e) dW_[k][e] = dW_[k][e] + c * W_[k][e];
-            }
+            if (o_.alpha != 0) squares_[k] = l2_penalise(W_[k], size, c, dW_[k]);
             update(W_[k], w_at_[k], size, t, lr);
             update(b_[k], b_at_[k], dims_[k + 1], t, lr);
         };
