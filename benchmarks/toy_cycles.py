@@ -42,11 +42,13 @@ def compiler() -> str:
     raise SystemExit("toy_cycles: no C++ compiler found (set CXX)")
 
 
-def build(out: Path) -> Path:
-    exe = out / "toy_cycles"
-    cmd = [compiler(), "-std=c++17", "-O3", "-fno-math-errno", "-DBACKPROP_CORE_LIBMVEC",
-           f"-I{ROOT / 'cpp' / 'include'}", str(HERE / "toy_cycles.cpp"), "-o", str(exe),
-           "-lmvec", "-lm", "-lpthread"]
+def build(out: Path, name: str = "toy_cycles", flags: tuple[str, ...] = (
+        "-DBACKPROP_CORE_LIBMVEC", "-lmvec", "-lm")) -> Path:
+    """benchmarks/NAME.cpp built into OUT with the package's flags (-O3 -fno-math-errno) and
+    the core's headers; returns the program's path."""
+    exe = out / name
+    cmd = [compiler(), "-std=c++17", "-O3", "-fno-math-errno", f"-I{ROOT / 'cpp' / 'include'}",
+           str(HERE / f"{name}.cpp"), "-o", str(exe), *flags, "-lpthread"]
     subprocess.run(cmd, check=True)
     return exe
 
