@@ -16,7 +16,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from toy_cycles import build, cpu_name
+from blas_compare import cpu_model
+from toy_cycles import build
 
 WHAT = {0: "the turn alone (one atomic)", 8: "one cache line each way",
         2145: "the train workload's parameters (16.8 KB) each way", 8192: "64 KB each way"}
@@ -30,7 +31,7 @@ def main() -> None:
         exe = build(Path(tmp), "handoff", ())
         text = subprocess.run([str(exe), str(opts.rounds)], check=True, capture_output=True,
                               text=True).stdout
-    print(f"{cpu_name()}; best of 5 runs of {opts.rounds} round trips\n")
+    print(f"{cpu_model()}; best of 5 runs of {opts.rounds} round trips\n")
     print("| doubles each way | round trip | what |\n|---|---|---|")
     for line in text.split("\n"):
         if line.strip():

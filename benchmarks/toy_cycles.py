@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 import backprop_core as bc
 import numpy as np
 from backprop_core.examples import toy_example
+from blas_compare import cpu_model
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -51,16 +51,6 @@ def build(out: Path, name: str = "toy_cycles", flags: tuple[str, ...] = (
            str(HERE / f"{name}.cpp"), "-o", str(exe), *flags, "-lpthread"]
     subprocess.run(cmd, check=True)
     return exe
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -97,7 +87,7 @@ def main() -> None:
     lines = [
         "# The toy chain over many samples: cycles per sample against its transcendentals alone",
         "",
-        f"backprop_core {bc.__version__}; {cpu_name()}, core clock measured at {ghz:.2f} GHz; "
+        f"backprop_core {bc.__version__}; {cpu_model()}, core clock measured at {ghz:.2f} GHz; "
         f"{N:,} samples, float64 (bench.py's toybatch), medians of {opts.repeat} runs; "
         f"`python benchmarks/toy_cycles.py`. The program's loss and gradients equal the "
         "installed package's, bit for bit.",
