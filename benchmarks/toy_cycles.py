@@ -6,7 +6,8 @@ five vector-math calls the chain makes a sample (sin and cos of f_0, exp of f_1,
 f_2) on the chain's own arguments, nothing else, first on one thread and then on every thread
 the pool may use. The core is header-only, so the program is built here from ``cpp/include``
 with the flags the package's build uses (``-O3 -fno-math-errno``, glibc's libmvec), and its loss
-and gradients are checked against the installed package's before any figure is printed.
+and gradients are checked against the installed package's before any figure is printed (bit for
+bit when the package was built by the same compiler, else to 1e-12).
 
     python benchmarks/toy_cycles.py [--repeat 15] [--out benchmarks/RESULTS-toy-cycles.md]
 
@@ -36,6 +37,7 @@ N = 1_000_000
 
 
 def compiler() -> str:
+    """$CXX when set, else the first of c++, g++ and clang++ on PATH."""
     for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
         if name and shutil.which(name):
             return name
@@ -78,7 +80,13 @@ def main() -> None:
     got_loss = float(fields["loss"][0])
     got = np.array([float(v) for v in fields["gradients"]])
     expected = np.concatenate([want.dl_dbeta, want.dl_domega])
-    if got_loss != float(want.loss) or not np.array_equal(got, expected):
+    # The same compiler as the package's build gives the same bits; another (a wheel built with
+    # clang, say) may fuse other multiply-adds, so it must agree to 1e-12 of each value.
+    if got_loss == float(want.loss) and np.array_equal(got, expected):
+        agreement = "equal the installed package's, bit for bit"
+    elif np.allclose([got_loss, *got], [float(want.loss), *expected], rtol=1e-12, atol=0):
+        agreement = "equal the installed package's to 1e-12 (not bit for bit: another compiler)"
+    else:
         raise SystemExit(f"toy_cycles: the program's results differ from the package's:\n"
                          f"loss {got_loss!r} vs {float(want.loss)!r}\n{got}\n{expected}")
     ghz = float(fields["clock"][0])
@@ -89,8 +97,7 @@ def main() -> None:
         "",
         f"backprop_core {bc.__version__}; {cpu_model()}, core clock measured at {ghz:.2f} GHz; "
         f"{N:,} samples, float64 (bench.py's toybatch), medians of {opts.repeat} runs; "
-        f"`python benchmarks/toy_cycles.py`. The program's loss and gradients equal the "
-        "installed package's, bit for bit.",
+        f"`python benchmarks/toy_cycles.py`. The program's loss and gradients {agreement}.",
         "",
         "| threads | chain: ns / sample | chain: core-cycles / sample | transcendentals alone: "
         "ns / sample | alone: core-cycles / sample | chain ÷ alone |",
