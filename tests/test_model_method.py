@@ -120,3 +120,33 @@ def test_out_that_is_not_simple_gets_the_general_checks():
         m.gradients(x, y, out=([good[0][0], strided, good[0][2]], good[1]))
     # nothing was written by the refused calls
     assert all(not a.any() for a in (*good[0], *good[1]))
+
+
+def test_out_arrays_anywhere_in_one_buffer_overlap_exactly_when_their_bytes_do():
+    # The fast path keeps the outputs sorted by address and checks each new one against its
+    # neighbours there: outputs placed at random in one buffer, in random orders, must be refused
+    # (by the general path's message) exactly when two of them share a byte, and otherwise hold
+    # the gradients.
+    m, W, b, x, y = _model()
+    expected = bc.gradients(x, y, W, b)
+    shapes = [w.shape for w in W] + [v.shape for v in b]
+    sizes = [int(np.prod(s)) for s in shapes]
+    rng = np.random.default_rng(3)
+    refused = accepted = 0
+    for _ in range(400):
+        span = int(sum(sizes) * rng.uniform(1.5, 12.0))
+        buffer = np.zeros(span)
+        starts = [int(rng.integers(0, span - n + 1)) for n in sizes]
+        views = [buffer[s:s + n].reshape(shape) for s, n, shape in zip(starts, sizes, shapes)]
+        ranges = sorted((s, s + n) for s, n in zip(starts, sizes))
+        overlap = any(a[1] > c[0] for a, c in zip(ranges, ranges[1:]))
+        out = (views[:3], views[3:])
+        if overlap:
+            with pytest.raises(ValueError, match="overlaps"):
+                m.gradients(x, y, out=out)
+            refused += 1
+        else:
+            r = m.gradients(x, y, out=out)
+            assert _bits(r) == _bits(expected)
+            accepted += 1
+    assert refused > 50 and accepted > 50

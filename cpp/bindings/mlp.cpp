@@ -1,5 +1,6 @@
 // Bindings of the ReLU MLP (notebook 7.2): the free functions and the model handle. Convert,
 // check, allocate outputs with the GIL held, call the core with it released.
+#include <algorithm>  // std::copy_backward
 #include <array>
 #include <memory>
 
@@ -383,11 +384,12 @@ PyObject* fast_model_gradients(PyObject* handle, PyObject* x, PyObject* y, doubl
     struct Span {
         const char* lo;
         std::size_t bytes;
+        bool meets(const Span& o) const { return overlaps(lo, bytes, o.lo, o.bytes); }
     };
-    Span spans[2 * max_layers + 3];
+    Span reads[3];  // what the call reads (these may overlap one another)
     std::size_t count = 0;
-    spans[count++] = {static_cast<const char*>(xa.data()), std::size_t(xa.nbytes())};
-    spans[count++] = {reinterpret_cast<const char*>(model.data()), model.size() * sizeof(T)};
+    reads[count++] = {static_cast<const char*>(xa.data()), std::size_t(xa.nbytes())};
+    reads[count++] = {reinterpret_cast<const char*>(model.data()), model.size() * sizeof(T)};
     T y_value{};
     const T* y_ptr = &y_value;
     std::size_t ys[2] = {0, 0};
@@ -397,7 +399,7 @@ PyObject* fast_model_gradients(PyObject* handle, PyObject* x, PyObject* y, doubl
         const auto ya = py::reinterpret_borrow<py::array>(y);
         y_ptr = static_cast<const T*>(ya.data());
         ys[0] = N, ys[1] = 1;
-        spans[count++] = {reinterpret_cast<const char*>(y_ptr), std::size_t(ya.nbytes())};
+        reads[count++] = {reinterpret_cast<const char*>(y_ptr), std::size_t(ya.nbytes())};
     } else {
         return nullptr;
     }
@@ -412,6 +414,10 @@ PyObject* fast_model_gradients(PyObject* handle, PyObject* x, PyObject* y, doubl
     } else {
         if (!PyTuple_CheckExact(out) || PyTuple_GET_SIZE(out) != 2) return nullptr;
         PyObject* lists[2] = {PyTuple_GET_ITEM(out, 0), PyTuple_GET_ITEM(out, 1)};
+        // The outputs so far, disjoint and sorted by address: a new one overlaps one of them
+        // if and only if it overlaps its neighbours in that order.
+        Span outs[2 * max_layers];
+        std::size_t n_out = 0;
         for (int which = 0; which < 2; ++which) {
             PyObject* list = lists[which];
             if (!PyList_CheckExact(list) || std::size_t(PyList_GET_SIZE(list)) != layers)
@@ -428,11 +434,17 @@ PyObject* fast_model_gradients(PyObject* handle, PyObject* x, PyObject* y, doubl
                                 std::size_t(a.shape(1)) == d[k];
                 if (!shaped || !a.writeable()) return nullptr;
                 const Span span{static_cast<const char*>(a.data()), std::size_t(a.nbytes())};
-                for (std::size_t j = 0; j < count; ++j)  // nothing read, nor another out
-                    if (span.bytes && spans[j].bytes &&
-                        overlaps(span.lo, span.bytes, spans[j].lo, spans[j].bytes))
+                if (span.bytes) {  // nothing read, nor another out
+                    for (std::size_t j = 0; j < count; ++j)
+                        if (reads[j].bytes && span.meets(reads[j])) return nullptr;
+                    std::size_t at = n_out;
+                    while (at > 0 && outs[at - 1].lo > span.lo) --at;
+                    if ((at > 0 && span.meets(outs[at - 1])) || (at < n_out && span.meets(outs[at])))
                         return nullptr;
-                spans[count++] = span;
+                    std::copy_backward(outs + at, outs + n_out, outs + n_out + 1);
+                    outs[at] = span;
+                    ++n_out;
+                }
                 (which ? b : w)[k] = static_cast<T*>(a.mutable_data());
             }
         }

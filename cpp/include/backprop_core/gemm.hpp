@@ -192,6 +192,37 @@ template <class T> struct ReluMask {
     }
 };
 
+// body(i, n) for i = 0, 4, 8, .. with n = 4 (an integral_constant), then for the last rows one
+// at a time (n = 1): the one-sample loops below run four independent sums side by side, each
+// in its own order.
+template <class Body> void rows_by_four(std::size_t count, const Body& body) {
+    std::size_t i = 0;
+    for (; i + 4 <= count; i += 4) body(i, std::integral_constant<std::size_t, 4>{});
+    for (; i < count; ++i) body(i, std::integral_constant<std::size_t, 1>{});
+}
+
+// affine() for one sample: out[i] = b[i] + W[i, 0] in[0] + W[i, 1] in[1] + ..., added in that
+// order; relu_out as in affine().
+template <class T>
+void affine_one(const T* W, const T* b, const T* in, std::size_t M, std::size_t D, T* out,
+                T* relu_out) {
+    rows_by_four(M, [&](std::size_t i, auto n) {
+        constexpr std::size_t R = decltype(n)::value;
+        T acc[R];
+        for (std::size_t r = 0; r < R; ++r) acc[r] = b[i + r];
+        for (std::size_t d = 0; d < D; ++d) {
+            const T v = in[d];
+            for (std::size_t r = 0; r < R; ++r) acc[r] += W[(i + r) * D + d] * v;
+        }
+        for (std::size_t r = 0; r < R; ++r) {
+            if (relu_out == out)
+                out[i + r] = relu_marked(acc[r]);
+            else if (out[i + r] = acc[r], relu_out)
+                relu_out[i + r] = relu(acc[r]);
+        }
+    });
+}
+
 // out (M, N) = W (M, D) in (D, N) + b (M), and relu_out = ReLU(out) when relu_out is not null
 // (fused into the pass that adds the bias); relu_out == out keeps relu_marked(out) alone.
 template <class T>
@@ -211,17 +242,7 @@ void affine(const T* W, const T* b, const T* in, std::size_t M, std::size_t D, s
         return run_together(gemm_tasks(false, false, M, N, D, W, D, in, N, out, bias_relu));
     }
 #endif
-    if (N == 1) {  // one sample: a dot product per row, no loop over samples to set up
-        for (std::size_t i = 0; i < M; ++i) {
-            T acc = b[i];
-            for (std::size_t d = 0; d < D; ++d) acc += W[i * D + d] * in[d];
-            if (relu_out == out)
-                out[i] = relu_marked(acc);
-            else if (out[i] = acc, relu_out)
-                relu_out[i] = relu(acc);
-        }
-        return;
-    }
+    if (N == 1) affine_one(W, b, in, M, D, out, relu_out);  // no loop over samples to set up
 }
 
 // The sums of R rows (ld apart) of N values each, in double: eight interleaved partial sums a row
@@ -283,8 +304,11 @@ template <class T>
 void weight_grad_loops(const T* g, const T* in, std::size_t M, std::size_t D, std::size_t N,
                        T* dW) {
     if (N == 1) {  // one sample: an outer product
-        for (std::size_t r = 0; r < M; ++r)
-            for (std::size_t d = 0; d < D; ++d) dW[r * D + d] = T(double(g[r]) * in[d]);
+        for (std::size_t r = 0; r < M; ++r) {
+            const double gr = double(g[r]);
+            T* const row = dW + r * D;
+            for (std::size_t d = 0; d < D; ++d) row[d] = T(gr * in[d]);
+        }
         return;
     }
     small_nt(M, D, N, g, N, in, N, dW, D);
@@ -364,13 +388,17 @@ auto weight_grad_sum_tasks(std::size_t M, std::size_t D, std::size_t N, T* dW, c
 template <class T>
 void input_grad_loops(const T* W, const T* g, std::size_t M, std::size_t D, std::size_t N,
                       T* out) {
-    if (N == 1) {
-        std::fill(out, out + D, T(0));  // one sample: out += g_r * W[r, :], row by row
-        for (std::size_t r = 0; r < M; ++r) {
-            const T gr = g[r];
-            const T* w = W + r * D;
-            for (std::size_t d = 0; d < D; ++d) out[d] += w[d] * gr;
-        }
+    if (N == 1) {  // one sample: out[d] = 0 + W[0, d] g[0] + W[1, d] g[1] + ..., in that order
+        rows_by_four(D, [&](std::size_t d, auto n) {
+            constexpr std::size_t R = decltype(n)::value;
+            T acc[R];
+            for (std::size_t j = 0; j < R; ++j) acc[j] = T(0);
+            for (std::size_t r = 0; r < M; ++r) {
+                const T gr = g[r];
+                for (std::size_t j = 0; j < R; ++j) acc[j] += W[r * D + d + j] * gr;
+            }
+            for (std::size_t j = 0; j < R; ++j) out[d + j] = acc[j];
+        });
     } else {
         small_nn(D, N, M, W, 1, D, g, N, static_cast<const T*>(nullptr), StorePlain<T>{out, N});
     }

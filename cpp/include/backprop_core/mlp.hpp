@@ -10,8 +10,8 @@
 //   dl/db_k = sum over samples of dl/df_k      row_sums() / sum_row() (gemm.hpp)
 //   dl/dh_k = W_k^T dl/df_k                    input_grad_relu_loops() / input_grad_tasks() (gemm.hpp)
 //   dl/df_{k-1} = ReLU'(f_{k-1}) dl/dh_k       relu_grad() / relu_grad_marked() (activations.hpp)
-// Whole passes: mlp_forward(), mlp_backward(), mlp_gradients_blocked() here; the choice between
-// them, the scratch and the model live in model.hpp.
+// Whole passes: mlp_forward(), mlp_backward(), mlp_gradients_one(), mlp_gradients_blocked() here;
+// the choice between them, the scratch and the model live in model.hpp.
 // Layer k maps D_k inputs to D_{k+1} outputs; every matrix is row-major, samples along rows,
 // so h_k is (D_k, N), f_k is (D_{k+1}, N), W_k is (D_{k+1}, D_k) and b_k has D_{k+1} entries.
 #pragma once
@@ -153,6 +153,58 @@ T mlp_backward(const MLPView<T>& net, const T* const* f, const T* const* h, cons
         }
         layer_done(k);
         std::swap(g, g_prev);
+    }
+    return T(loss);
+}
+
+// ------------------------------------------------------------------------- one sample, lean
+//
+// Loss and gradients of one sample (N = 1) through layers that all stay in the loops (no BLAS):
+// the arithmetic of mlp_forward and mlp_backward at N = 1, element for element (so the same
+// bits), without their choices between kernels, tasks and scratch layouts, which cost more than
+// a small network's arithmetic. y as in mlp_backward; scratch holds
+// mlp_one_scratch(K, dims) elements.
+template <class T> bool mlp_one_sample_loops(std::size_t K, const std::size_t* dims) {
+    for (std::size_t k = 0; k <= K; ++k)
+        if (use_blas(dims[k + 1], 1, dims[k])) return false;  // (the three products alike)
+    return true;
+}
+inline std::size_t mlp_one_scratch(std::size_t K, const std::size_t* dims) {
+    std::size_t rows = 0;
+    for (std::size_t k = 1; k <= K + 1; ++k) rows += dims[k];
+    return 2 * rows + 2 * *std::max_element(dims, dims + K + 2);
+}
+
+template <class T>
+T mlp_gradients_one(const MLPView<T>& net, const T* x, const T* y, const std::size_t* y_strides,
+                    T* const* dW, T* const* db, T* scratch) {
+    const std::size_t K = net.K;
+    const std::size_t* dims = net.dims;
+    std::size_t rows = 0;
+    for (std::size_t k = 1; k <= K + 1; ++k) rows += dims[k];
+    T* const f = scratch;  // f_k at f + at_k, h_{k+1} at h + at_k (at_k: the rows before layer k)
+    T* const h = f + rows;
+    T* g = h + rows;
+    T* g_prev = g + *std::max_element(dims, dims + K + 2);
+    const T* in = x;
+    for (std::size_t k = 0, at = 0; k <= K; at += dims[k + 1], ++k) {  // affine() at N = 1
+        const std::size_t M = dims[k + 1], D = dims[k];
+        affine_one(net.weights[k], net.biases[k], in, M, D, f + at, h + at);
+        in = h + at;
+    }
+    const std::size_t M_out = dims[K + 1];
+    std::size_t at = rows - M_out;  // layer k's rows start at `at`
+    const double loss = squared_error(f + at, y, y_strides, M_out, 0, 1, g);
+    for (std::size_t k = K + 1; k-- > 0;) {
+        const std::size_t M = dims[k + 1], D = dims[k];
+        const T* hk = k ? h + at - D : x;  // the layer's input
+        weight_grad_loops(g, hk, M, D, 1, dW[k]);
+        std::copy_n(g, M, db[k]);
+        if (!k) break;
+        input_grad_relu_loops(net.weights[k], g, M, D, 1, g_prev, f + at - D,
+                              net.relu_grad_at_zero, false);
+        std::swap(g, g_prev);
+        at -= D;
     }
     return T(loss);
 }

@@ -75,6 +75,8 @@ T mlp_gradients(const MLPView<T>& net, const T* x, std::size_t N, const T* y,
     const std::size_t K = net.K;
     const std::size_t* dims = net.dims;
     check_network(K, dims, N);
+    if (N == 1 && mlp_one_sample_loops<T>(K, dims))
+        return mlp_gradients_one(net, x, y, y_strides, dW, db, ws.reserve(mlp_one_scratch(K, dims)));
 #if defined(BACKPROP_CORE_CBLAS)
     const BlockPlan plan(K, dims, N);
     if (plan.use)  // (use implies every layer and the block fit BLAS's int sizes)
