@@ -223,8 +223,8 @@ def _compare_mlp(
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(
     ("dims", "N", "every"),
-    # The last: products through BLAS, and gradients() in 3 blocks of samples of 704 (mlp.hpp's
-    # BlockPlan: 2^19 values of scratch a block, a multiple of 16, at most 1024 samples); one
+    # The last: products through BLAS, and gradients() in blocks of samples (mlp.hpp's BlockPlan:
+    # 22 blocks of 96 float64 or 24 of 128 float32 samples, about 512 KiB of scratch each); one
     # special value per place and the default ReLU derivative at 0 only, to keep it short.
     [((1, 1), 1, True), ((2, 6, 6, 1), 1, True), ((3, 7, 5, 2), 33, True),
      ((16, 128, 64, 4), 2100, False)],

@@ -30,8 +30,13 @@ template <class T> bool close(T got, long double want, long double scale) {
 
 template <class T> void run(std::mt19937& rng) {
     std::normal_distribution<double> nd;
+    // N up to 19, then past whole panels of 4 vectors (32 float64 or 64 float32 samples at
+    // 64-byte vectors), with and without a narrower rest
+    std::vector<std::size_t> widths;
+    for (std::size_t N = 1; N < 20; ++N) widths.push_back(N);
+    for (std::size_t N : {32, 37, 64, 71, 128, 135}) widths.push_back(N);
     for (std::size_t M = 1; M < 20; ++M)
-        for (std::size_t N = 1; N < 20; ++N)
+        for (std::size_t N : widths)
             for (std::size_t K = 1; K < 20; K += (K < 4 ? 1 : 5)) {
                 std::vector<T> A(M * K), B(K * N), bias(M), C(M * N), H(M * N), F(M * N);
                 for (auto& v : A) v = T(nd(rng));

@@ -57,15 +57,17 @@ int main() {
         const std::size_t K = rng() % 5, N = dim(18);
         std::vector<std::size_t> dims(K + 2);
         for (auto& d : dims) d = dim(12);
-        const backprop_core::BlockPlan p(K, dims.data(), N);
+        const std::size_t elem = trial % 2 ? 8 : 4, panel = 256 / elem;
+        const backprop_core::BlockPlan p(K, dims.data(), N, elem);
         const std::size_t D = dims[0], M = dims[K + 1];  // (reported as the shape)
-        check(p.block >= 16 && p.block % 16 == 0 && p.block <= 1024, "blocks of 16 to 1024, by 16", D, N, M);
+        check(p.block >= panel && p.block % panel == 0 && p.block <= 1024,
+              "blocks of whole 256-byte panels, at most 1024 samples", D, N, M);
         check(p.blocks * p.block >= N, "the blocks cover the samples", D, N, M);
         check(N == 0 || (p.blocks - 1) * p.block < N, "no empty block", D, N, M);
         check(p.groups <= 8 && p.groups <= p.blocks && (N == 0 || p.groups >= 1),
               "1 to 8 groups, none without a block", D, N, M);
         check(!p.use || p.blocks >= 2, "the blocked pass has blocks to share", D, N, M);
-        const backprop_core::BlockPlan again(K, dims.data(), N);
+        const backprop_core::BlockPlan again(K, dims.data(), N, elem);
         check(again.block == p.block && again.groups == p.groups, "the same shape, the same plan", D, N, M);
         most_blocks = std::max(most_blocks, p.blocks);
     }

@@ -55,10 +55,12 @@ inline std::string blas_name() {
 }
 
 // CBLAS takes int sizes: anything from 2^31 up stays in the loops.
-inline bool use_blas(std::size_t M, std::size_t N, std::size_t K) {
+inline bool blas_sizes_fit(std::size_t M, std::size_t N, std::size_t K) {
     const std::size_t limit = std::size_t(INT_MAX);
-    return blas_available() && M * N * K >= blas_threshold && M < limit && N < limit &&
-           K < limit && M * K < limit && K * N < limit && M * N < limit;
+    return M < limit && N < limit && K < limit && M * K < limit && K * N < limit && M * N < limit;
+}
+inline bool use_blas(std::size_t M, std::size_t N, std::size_t K) {
+    return blas_available() && M * N * K >= blas_threshold && blas_sizes_fit(M, N, K);
 }
 
 // Small products run in small_gemm.hpp's register-blocked kernels, with the bias and ReLU

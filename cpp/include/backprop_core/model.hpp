@@ -78,7 +78,7 @@ T mlp_gradients(const MLPView<T>& net, const T* x, std::size_t N, const T* y,
     if (N == 1 && mlp_one_sample_loops<T>(K, dims))
         return mlp_gradients_one(net, x, y, y_strides, dW, db, ws.reserve(mlp_one_scratch(K, dims)));
 #if defined(BACKPROP_CORE_CBLAS)
-    const BlockPlan plan(K, dims, N);
+    const BlockPlan plan(K, dims, N, sizeof(T));
     if (plan.use)  // (use implies every layer and the block fit BLAS's int sizes)
         return mlp_gradients_blocked(net, plan, x, N, y, y_strides, dW, db,
                                      ws.reserve(plan.workspace()));

@@ -241,15 +241,25 @@ inline void small_nn_partial(std::size_t i0, std::size_t n0, std::size_t count, 
         for (std::size_t j = 0; j < count; ++j) epi(i0 + r, n0 + j, T(acc[r][j]));
 }
 
+// Rows [0, M) of C for the columns [n0, n0 + Cv * lanes): tiles of 4 rows, then 2, then 1.
+template <class T, std::size_t Bytes, std::size_t Cv, class Epi>
+inline void small_nn_panel(std::size_t M, std::size_t n0, std::size_t K, const T* A,
+                           std::size_t sa, std::size_t sk, const T* B, std::size_t ldb,
+                           const T* init, const Epi& epi) {
+    std::size_t i = 0;
+    for (; i + 4 <= M; i += 4) small_nn_block<T, Bytes, 4, Cv>(i, n0, K, A, sa, sk, B, ldb, init, epi);
+    for (; i + 2 <= M; i += 2) small_nn_block<T, Bytes, 2, Cv>(i, n0, K, A, sa, sk, B, ldb, init, epi);
+    for (; i < M; ++i) small_nn_block<T, Bytes, 1, Cv>(i, n0, K, A, sa, sk, B, ldb, init, epi);
+}
+
+// Columns [n0, N) of R rows from i0, narrower than a panel: the widest blocks that fit, then the
+// partial vector.
 template <class T, std::size_t Bytes, std::size_t R, class Epi>
-inline void small_nn_rows(std::size_t i0, std::size_t N, std::size_t K, const T* A,
-                          std::size_t sa, std::size_t sk, const T* B, std::size_t ldb,
-                          const T* init, const Epi& epi) {
+inline void small_nn_rest(std::size_t i0, std::size_t n0, std::size_t N, std::size_t K,
+                          const T* A, std::size_t sa, std::size_t sk, const T* B,
+                          std::size_t ldb, const T* init, const Epi& epi) {
     constexpr std::size_t L = SimdOf<T, Bytes>::lanes;
-    std::size_t n = 0;
-    if constexpr (Bytes == 64)  // 32 registers: 4 x 4 accumulators
-        for (; n + 4 * L <= N; n += 4 * L)
-            small_nn_block<T, Bytes, R, 4>(i0, n, K, A, sa, sk, B, ldb, init, epi);
+    std::size_t n = n0;
     for (; n + 2 * L <= N; n += 2 * L)
         small_nn_block<T, Bytes, R, 2>(i0, n, K, A, sa, sk, B, ldb, init, epi);
     for (; n + L <= N; n += L)
@@ -260,22 +270,28 @@ inline void small_nn_rows(std::size_t i0, std::size_t N, std::size_t K, const T*
 // C (M, N) = init (a value per row, or none) + A (M, K) B (K, N), each element given to
 // epi(i, n, value) (vectors of lanes along n where they fit): A(i, k) = A[i * sa + k * sk]
 // (sa = K, sk = 1 for A as stored; sa = 1, sk = M for A^T of an array stored (K, M)).
+// Every element is init[i] plus its K products added in order, whichever tile computes it.
+// Panels of columns outside, rows inside: a panel of B (K rows of 4 vectors) stays in cache
+// while every row of A passes over it. Measured on 256x256 by 256 products from L3 (AVX-512,
+// float64): 49-51 GFLOP/s against 44-48 with rows outside, and 43-46 for OpenBLAS.
 template <class T, class Epi>
 void small_nn(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_t sa,
               std::size_t sk, const T* B, std::size_t ldb, const T* init, const Epi& epilogue) {
     with_vector_bytes([=](auto bytes) {
         constexpr std::size_t Bytes = decltype(bytes)::value;
-        // accumulators: 4 x 4 vectors of 32 registers (4 x 2 on narrower rows), 4 x 2 of 16;
-        // measured on a 32x32 layer of 64 samples (AVX-512): 4 x 4 1.65 us, 8 x 2 1.75 us,
-        // 6 x 4 1.90 us
-        constexpr std::size_t R = 4;
+        constexpr std::size_t L = SimdOf<T, Bytes>::lanes;
+        // accumulators: 4 x 4 vectors of 32 registers, 4 x 2 of 16; measured on a 32x32 layer
+        // of 64 samples (AVX-512): 4 x 4 1.65 us, 8 x 2 1.75 us, 6 x 4 1.90 us
+        constexpr std::size_t Cv = Bytes == 64 ? 4 : 2;
         const Epi epi = epilogue;  // a local copy: no store through T* can alias its fields
+        std::size_t n = 0;
+        for (; n + Cv * L <= N; n += Cv * L)
+            small_nn_panel<T, Bytes, Cv>(M, n, K, A, sa, sk, B, ldb, init, epi);
+        if (n == N) return;
         std::size_t i = 0;
-        for (; i + R <= M; i += R)
-            small_nn_rows<T, Bytes, R>(i, N, K, A, sa, sk, B, ldb, init, epi);
-        for (; i + 2 <= M; i += 2)
-            small_nn_rows<T, Bytes, 2>(i, N, K, A, sa, sk, B, ldb, init, epi);
-        for (; i < M; ++i) small_nn_rows<T, Bytes, 1>(i, N, K, A, sa, sk, B, ldb, init, epi);
+        for (; i + 4 <= M; i += 4) small_nn_rest<T, Bytes, 4>(i, n, N, K, A, sa, sk, B, ldb, init, epi);
+        for (; i + 2 <= M; i += 2) small_nn_rest<T, Bytes, 2>(i, n, N, K, A, sa, sk, B, ldb, init, epi);
+        for (; i < M; ++i) small_nn_rest<T, Bytes, 1>(i, n, N, K, A, sa, sk, B, ldb, init, epi);
     });
 }
 
