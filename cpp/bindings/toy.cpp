@@ -14,6 +14,7 @@ std::vector<core::Activation> activations_of(py::handle names) {
                    "the single str '" + names.cast<std::string>() + "'");
     std::vector<core::Activation> acts;
     const auto items = items_of(names, "activations", "names such as ('sin', 'exp')");
+    acts.reserve(items.size());
     for (std::size_t i = 0; i < items.size(); ++i) {
         const auto at = [i] { return "activations[" + std::to_string(i) + "]"; };
         if (!PyUnicode_Check(items[i].ptr()))
