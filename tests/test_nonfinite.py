@@ -224,7 +224,7 @@ def _compare_mlp(
 @pytest.mark.parametrize(
     ("dims", "N", "every"),
     # The last: products through BLAS, and gradients() in blocks of samples (mlp.hpp's BlockPlan:
-    # 22 blocks of 96 float64 or 24 of 128 float32 samples, about 512 KiB of scratch each); one
+    # 22 blocks of 96 float64 or 11 of 192 float32 samples, about 512 KiB of scratch each); one
     # special value per place and the default ReLU derivative at 0 only, to keep it short.
     [((1, 1), 1, True), ((2, 6, 6, 1), 1, True), ((3, 7, 5, 2), 33, True),
      ((16, 128, 64, 4), 2100, False)],
