@@ -120,6 +120,11 @@ def _scales(x, weights, biases, y, relu_grad_at_zero=1.0):
         ([33, 1000, 70, 3], 1500),
         # gradients() in blocks of samples, several blocks a group, the last one shorter
         ([40, 300, 20], 20_003),
+        # ... small blocks (about 512 KiB of scratch) through the register-blocked kernels:
+        # widths that are no multiple of a tile's 4 rows, a last block narrower than a vector
+        ([5, 37, 29, 3], 3001),
+        ([1, 32, 32, 32, 1], 4100),
+        ([64, 256, 256, 10], 37),
     ],
 )
 def test_native_equals_reference(dtype, dims, N):
