@@ -50,3 +50,24 @@ def test_mlp_gradients_picture_of_degenerate_networks(net):
     assert len(heat.images) == len(nonempty)  # empty matrices are drawn as frames only
     for image, d in zip(heat.images, nonempty):
         np.testing.assert_array_equal(image.get_array(), d)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_no_samples_through_enormous_widths_in_a_child(dtype):
+    """N = 0 lets the widths reach 2^60 with empty arrays; sizing the blocked pass's blocks from
+    them once divided by a byte count that wrapped to 0 (SIGFPE). In a child: a crash fails."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, backprop_core as bc\n"
+        f"d, n = np.{np.dtype(dtype).name}, 2**60 - 1\n"
+        "x = np.empty((n, 0), d); y = np.empty((2, 0), d)\n"
+        "W = [np.empty((0, n), d), np.empty((2, 0), d)]; b = [np.empty((0,), d), np.empty((2,), d)]\n"
+        "loss, dW, db = bc.gradients(x, y, W, b)\n"
+        "assert loss == 0 and [a.shape for a in dW] == [(0, n), (2, 0)], (loss, dW)\n"
+        "assert np.array_equal(db[1], np.zeros((2, 1), d).reshape(db[1].shape))\n"
+        "print('ok')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", (run.returncode, run.stderr)

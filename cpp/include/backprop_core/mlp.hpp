@@ -247,10 +247,12 @@ struct BlockPlan {
         // 256 worse, 64 samples of float32 best), in whole panels, at most 1024 samples; blocks
         // of equal length, and as many blocks in every group when there are more blocks than groups.
         const std::size_t panel = panel_bytes / elem;
-        const std::size_t per_sample = std::max<std::size_t>(1, rows + 2 * widest) * elem;
+        // (values a sample, not bytes: with N = 0 the widths may be near 2^64 / elem, and a
+        // product with elem could wrap to 0)
+        const std::size_t per_sample = std::max<std::size_t>(1, rows + 2 * widest);
         const auto panels = [&](std::size_t n) { return (n + panel - 1) / panel * panel; };
-        block = std::clamp<std::size_t>((std::size_t(1) << 19) / per_sample / panel * panel,
-                                        panel, 1024);
+        block = std::clamp<std::size_t>(
+            ((std::size_t(1) << 19) / elem) / per_sample / panel * panel, panel, 1024);
         blocks = (N + block - 1) / block;
         groups = std::min<std::size_t>(blocks, 8);
         if (blocks > groups) blocks = (blocks + groups - 1) / groups * groups;
@@ -310,7 +312,7 @@ T mlp_gradients_blocked(const MLPView<T>& net, const BlockPlan& plan, const T* x
                 const std::size_t M = dims[k + 1], D = dims[k];
                 const T* hk = k ? a + at_r[k - 1] * B : x + n0;
                 cblas_gemm(false, true, M, D, n, g, n, hk, k ? n : N, w_sum + at_w[k], D, b != gi);
-                if (k == K)  // (below the output layer the mask pass sums g's rows)
+                if (k == K)  // (below the output layer the loop after the input gradient sums them)
                     with_widest_vectors([&] {
                         for (std::size_t i = 0; i < M; ++i)
                             sum[1 + at_r[k] + i] += sum_row(g + i * n, n);
