@@ -230,7 +230,7 @@ struct BlockPlan {
     bool use = false;         // worth it: several blocks, BLAS-sized layers
 
     // Samples a block holds a multiple of: a panel of small_nn's widest tiles (4 vectors of 64
-    // bytes), so that no block ends in narrower tiles.
+    // bytes), so that only the batch's last block can end in narrower tiles.
     static constexpr std::size_t panel_bytes = 256;
 
     // (elem: bytes of a value, 4 or 8)
@@ -245,7 +245,8 @@ struct BlockPlan {
         // About 512 KiB of scratch a block (half the L2 cache of a Zen 4 or Skylake-SP core;
         // measured on the 64-256x4-10 network: 32 to 128 samples of float64 within noise, 48 and
         // 256 worse, 64 samples of float32 best), in whole panels, at most 1024 samples; blocks
-        // of equal length, and as many blocks in every group when there are more blocks than groups.
+        // of equal length (the last may be shorter), spread as evenly over the groups as whole
+        // panels allow.
         const std::size_t panel = panel_bytes / elem;
         // (values a sample, not bytes: with N = 0 the widths may be near 2^64 / elem, and a
         // product with elem could wrap to 0)
@@ -312,18 +313,13 @@ T mlp_gradients_blocked(const MLPView<T>& net, const BlockPlan& plan, const T* x
                 const std::size_t M = dims[k + 1], D = dims[k];
                 const T* hk = k ? a + at_r[k - 1] * B : x + n0;
                 cblas_gemm(false, true, M, D, n, g, n, hk, k ? n : N, w_sum + at_w[k], D, b != gi);
-                if (k == K)  // (below the output layer the loop after the input gradient sums them)
-                    with_widest_vectors([&] {
-                        for (std::size_t i = 0; i < M; ++i)
-                            sum[1 + at_r[k] + i] += sum_row(g + i * n, n);
-                    });
+                with_widest_vectors([&] {  // dl/db_k: g's rows summed
+                    for (std::size_t i = 0; i < M; ++i)
+                        sum[1 + at_r[k] + i] += sum_row(g + i * n, n);
+                });
                 if (!k) break;
                 small_nn(D, n, M, net.weights[k], 1, D, g, n, static_cast<const T*>(nullptr),
                          StoreReluGrad<T>{g_prev, hk, n, c, true});
-                with_widest_vectors([&] {
-                    for (std::size_t i = 0; i < D; ++i)
-                        sum[1 + at_r[k - 1] + i] += sum_row(g_prev + i * n, n);
-                });
                 std::swap(g, g_prev);
             }
         }
