@@ -2,7 +2,8 @@
 # The C++ core's own tests (tests/cpp/), no Python and no BLAS, so every memory access is
 # instrumented: the thread pool under ThreadSanitizer, the tiling of large products, the
 # notebooks' numbers and the training loop (against a naive second implementation) under
-# AddressSanitizer and UndefinedBehaviorSanitizer. Any finding or wrong result fails the run.
+# AddressSanitizer and UndefinedBehaviorSanitizer (and the loop's two threads under
+# ThreadSanitizer). Any finding or wrong result fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=build/cpp-tests
@@ -31,3 +32,7 @@ done
 $cxx -std=c++17 -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
     -Icpp/include tests/cpp/test_train.cpp -o "$out/test_train" -lpthread
 "$out/test_train"
+# ... and with its minibatches' two shards on two threads, under ThreadSanitizer.
+$cxx -std=c++17 -O1 -g -fsanitize=thread -Icpp/include tests/cpp/test_train.cpp \
+    -o "$out/test_train_tsan" -lpthread
+BACKPROP_CORE_NUM_THREADS=2 TSAN_OPTIONS=halt_on_error=1 "$out/test_train_tsan"

@@ -147,6 +147,18 @@ def _big_results() -> list[str]:
     full = bc.toy_backward(xs.astype(np.float32), np.float32(0.25), e.beta.astype(np.float32), e.omega.astype(np.float32))
     out.append(b"".join(np.asarray(a).tobytes() for a in full))
     out.append(b"".join(a.tobytes() for a in bc.toy_forward(xs, e.beta, e.omega)))
+    # training: minibatches of 64 taken in two shards (two threads when allowed), the last of 40
+    # too, and a network whose layers use the pool's tasks instead
+    for dtype in (np.float32, np.float64):
+        for widths, batch in (([1, 32, 32, 32, 1], 64), ([8, 600, 300, 2], 512)):
+            rng = np.random.default_rng(8)
+            x = rng.uniform(-1, 1, (widths[0], 1000)).astype(dtype)
+            y = np.sin(3 * x[:1]) * np.ones((widths[-1], 1), dtype)
+            model = bc.MLP.from_widths(widths, init="he", seed=3, dtype=dtype)
+            history = model.fit(x, y, optimizer="adam", learning_rate=1e-3, batch_size=batch,
+                                epochs=2, alpha=1e-4, seed=1)
+            out.append(b"".join(a.tobytes() for a in model.weights + model.biases)
+                       + np.asarray(history.loss).tobytes())
     return [hashlib.sha256(o).hexdigest() for o in out]
 
 

@@ -81,6 +81,9 @@ def fit(
       epoch's weights are kept).
     * Shuffling by the package's generator (SplitMix64, Lemire, Fisher-Yates; see
       :func:`backprop_core.reference.permutation`): the same order on every machine.
+    * Threads: a minibatch of 32 or more samples on small layers is taken in two shards of
+      samples whose gradients are added (on two threads when :func:`get_num_threads` allows);
+      the split depends on the shapes alone, so the results do not depend on the threads.
 
     Parameters
     ----------

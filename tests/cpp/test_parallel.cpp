@@ -1,8 +1,8 @@
 // The thread pool under ThreadSanitizer (scripts/test_cpp.sh): several callers at once, each
 // task run exactly once, a call from inside a task, a task that throws, a forked child that
 // must start its own workers rather than wait for its parent's, and the thread count changed at
-// run time (never more threads at once than it allows, also while other callers run). Exits
-// non-zero on any wrong result.
+// run time (never more threads at once than it allows, also while other callers run); and Duo,
+// the pair of threads of a training step's two shards. Exits non-zero on any wrong result.
 #include "backprop_core/parallel.hpp"
 
 #include <sys/wait.h>
@@ -91,8 +91,76 @@ static void thread_count_at_run_time() {
     set_parallel_threads(start);
 }
 
+// Duo: many jobs in a row, each half writing its own slots and the caller reading them after;
+// halves that throw; a Duo without a partner; waiting() called only while the partner works.
+static void duo() {
+    using backprop_core::Duo;
+    for (const bool partner : {true, false}) {
+        Duo pair(partner);
+        const auto caller = std::this_thread::get_id();
+        std::vector<long> out(2 * 2000);
+        std::size_t elsewhere = 0, waits = 0;
+        for (std::size_t job = 0; job < 2000; ++job) {
+            std::thread::id ran_on[2];
+            std::atomic<bool> first_done{false}, second_on_caller{false};
+            pair.run(
+                [&](std::size_t half) {
+                    long v = 0;  // some work, so that the partner has time to claim its half
+                    for (long i = 0; i < 2000 + long(half) * 1000; ++i) v += i % 7 == 3 ? i : 1;
+                    out[2 * job + half] = v + long(job);
+                    ran_on[half] = std::this_thread::get_id();
+                    if (half == 0) first_done = true;
+                    if (half == 1 && ran_on[1] == caller) second_on_caller = true;
+                },
+                [&] {
+                    ++waits;
+                    check(first_done && !second_on_caller,
+                          "waiting() runs after the first half, while the partner has the second");
+                });
+            check(ran_on[0] == caller, "the first half runs on the caller");
+            elsewhere += ran_on[1] != caller;
+        }
+        long want[2] = {0, 0};
+        for (long h = 0; h < 2; ++h)
+            for (long i = 0; i < 2000 + h * 1000; ++i) want[h] += i % 7 == 3 ? i : 1;
+        bool same = true;
+        for (std::size_t job = 0; job < 2000; ++job)
+            same &= out[2 * job] == want[0] + long(job) && out[2 * job + 1] == want[1] + long(job);
+        check(same, "every half's result, read by the caller after run()");
+        if (partner) {
+            check(elsewhere > 0, "the partner runs second halves");
+        } else {
+            check(elsewhere == 0 && waits == 0, "without a partner the caller runs both halves");
+        }
+        for (const std::size_t bad : {std::size_t(0), std::size_t(1)}) {
+            bool caught = false;
+            std::atomic<int> ran{0};
+            try {
+                pair.run([&](std::size_t half) {
+                    ++ran;
+                    if (half == bad) throw std::runtime_error("half");
+                }, [] {});
+            } catch (const std::runtime_error&) {
+                caught = true;
+            }
+            check(caught && ran == 2, "a half's exception reaches the caller after both ran");
+        }
+        std::atomic<int> after{0};
+        pair.run([&](std::size_t) { ++after; }, [] {});
+        check(after == 2, "the pair works after an exception");
+    }
+    // a Duo made and dropped at once, and one whose partner has gone to sleep
+    { Duo idle(true); }
+    Duo sleepy(true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::atomic<int> woke{0};
+    for (int i = 0; i < 3; ++i) sleepy.run([&](std::size_t) { ++woke; }, [] {});
+    check(woke == 6, "a sleeping partner's pair runs every half");
+}
+
 int main() {
     thread_count_at_run_time();
+    duo();
     std::vector<std::thread> callers;
     for (int c = 0; c < 4; ++c)
         callers.emplace_back([c] {

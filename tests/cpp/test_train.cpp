@@ -217,11 +217,13 @@ static void test_losses() {
     check(close(g[0], -0.75, 1e-14) && close(g[1], 0.75, 1e-14), "p - onehot by hand");
 }
 
-// Minibatch training against the naive implementation, step by step.
+// Minibatch training against the naive implementation, step by step. Minibatches of 32 samples
+// or more are taken in two shards (on two threads when the pool may use two).
 static void test_against_naive(bool ce, bool mean, bool adam, double momentum, bool nesterov,
-                               double alpha, std::size_t batch, bool shuffle) {
+                               double alpha, std::size_t batch, bool shuffle,
+                               std::size_t N = 11) {
     const std::vector<std::size_t> dims = {2, 5, 4, ce ? std::size_t(3) : std::size_t(2)};
-    const std::size_t N = 11, D_o = dims.back(), epochs = 6;
+    const std::size_t D_o = dims.back(), epochs = 6;
     Net net = random_net(dims, 9);
     std::mt19937_64 rng(10);
     std::normal_distribution<double> normal;
@@ -437,6 +439,9 @@ int main() {
             test_against_naive(ce, mean, false, 0.9, false, 0.01, 3, true);
             test_against_naive(ce, mean, false, 0.9, true, 0.0, 11, false);
             test_against_naive(ce, mean, true, 0.0, false, 0.001, 5, true);
+            // in shards: 40 (24 + 16) and the last 35 (24 + 11); all 75 at once (40 + 35)
+            test_against_naive(ce, mean, false, 0.9, true, 0.01, 40, true, 75);
+            test_against_naive(ce, mean, true, 0.0, false, 0.001, 75, false, 75);
         }
     test_stopping_and_hooks();
     test_objective();

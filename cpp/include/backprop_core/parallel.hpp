@@ -22,6 +22,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdlib>
@@ -240,6 +242,149 @@ template <class F> void parallel_for(std::size_t tasks, const F& fn) {
     }
     for (std::size_t i = 0; i < tasks; ++i) fn(i);
 }
+
+// ---------------------------------------------------------------------------- a pair
+//
+// Duo runs a short job made of two halves, many times in a row (a training step's two shards of
+// samples): run(fn, waiting) calls fn(0) on the calling thread and fn(1) on a partner thread of
+// its own, or on the calling thread when the partner has not claimed it by the time fn(0) is done
+// (so a partner that gets no core costs no waiting). The two halves must not depend on each
+// other; whoever runs them, the results are the same. While the caller waits for the partner's
+// half it calls waiting() again and again (work that may start on the half's partial results;
+// not after fn(0) threw).
+//
+// The pool's sleeping workers take microseconds to wake, as long as such a job; the partner
+// instead spins (with the CPU's pause hint) for up to spin_seconds after each half for the next
+// job, then sleeps on a condition variable until one is posted. Between a run's jobs it is busy;
+// between runs of a busy machine's other work it sleeps. It is made by the constructor (none when
+// `partner` is false or the system refuses a thread) and joined by the destructor: no state
+// outlives the Duo, so a fork() meanwhile leaves the child nothing locked. Both halves run with
+// in_task set: parallel_for inside them runs on their own thread.
+class Duo {
+  public:
+    static constexpr double spin_seconds = 50e-6;
+
+    explicit Duo(bool partner) {
+        if (!partner) return;
+        try {
+            thread_ = std::thread([this] { serve(); });
+        } catch (...) {  // no thread: every half runs on the caller
+        }
+    }
+    ~Duo() {
+        if (!thread_.joinable()) return;
+        {
+            std::lock_guard<std::mutex> lk(m_);
+            stop_.store(true, std::memory_order_seq_cst);
+        }
+        wake_.notify_all();
+        thread_.join();
+    }
+    Duo(const Duo&) = delete;
+    Duo& operator=(const Duo&) = delete;
+
+    template <class F, class Waiting> void run(const F& fn, const Waiting& waiting) {
+        const bool partner = thread_.joinable();
+        const std::uint64_t job = ++posted_count_;
+        if (partner) {
+            call_ = [](const void* f, std::size_t half) { (*static_cast<const F*>(f))(half); };
+            fn_ = &fn;
+            job_ = job;
+            error_ = nullptr;
+            open_.store(true, std::memory_order_release);  // (after the job's fields)
+            posted_.store(job, std::memory_order_seq_cst);
+            if (sleeping_.load(std::memory_order_seq_cst)) {
+                std::lock_guard<std::mutex> lk(m_);  // (the partner checks posted_ under it)
+                wake_.notify_all();
+            }
+        }
+        std::exception_ptr error;
+        const bool was_in_task = detail::in_task;
+        detail::in_task = true;
+        try {
+            fn(0);
+        } catch (...) {
+            error = std::current_exception();
+        }
+        if (!partner || open_.exchange(false, std::memory_order_acq_rel)) {
+            try {
+                fn(1);
+            } catch (...) {
+                if (!error) error = std::current_exception();
+            }
+        } else {  // the partner has started the second half: wait for it
+            for (unsigned spins = 0; done_.load(std::memory_order_acquire) != job; ++spins) {
+                if (!error) waiting();
+                if (spins < (1u << 16))
+                    pause();
+                else
+                    std::this_thread::yield();
+            }
+            if (!error) error = error_;
+        }
+        detail::in_task = was_in_task;
+        if (error) std::rethrow_exception(error);
+    }
+
+  private:
+    static void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        asm volatile("yield");
+#endif
+    }
+
+    void serve() {
+        detail::in_task = true;
+        std::uint64_t seen = 0;
+        for (;;) {
+            // spin for the next job, then sleep
+            const auto until = std::chrono::steady_clock::now() +
+                               std::chrono::duration<double>(spin_seconds);
+            for (unsigned spins = 1;; ++spins) {
+                if (posted_.load(std::memory_order_acquire) != seen ||
+                    stop_.load(std::memory_order_relaxed))
+                    break;
+                if (spins % 64 == 0 && std::chrono::steady_clock::now() > until) {
+                    std::unique_lock<std::mutex> lk(m_);
+                    sleeping_.store(true, std::memory_order_seq_cst);
+                    wake_.wait(lk, [&] {
+                        return posted_.load(std::memory_order_seq_cst) != seen ||
+                               stop_.load(std::memory_order_seq_cst);
+                    });
+                    sleeping_.store(false, std::memory_order_relaxed);
+                    break;
+                }
+                pause();
+            }
+            if (stop_.load(std::memory_order_acquire)) return;
+            seen = posted_.load(std::memory_order_acquire);
+            if (!open_.exchange(false, std::memory_order_acq_rel)) continue;  // the caller took it
+            // open_ was set for the newest job, after its fields
+            const std::uint64_t job = job_;
+            try {
+                call_(fn_, 1);
+            } catch (...) {
+                error_ = std::current_exception();
+            }
+            done_.store(job, std::memory_order_release);
+        }
+    }
+
+    std::thread thread_;
+    std::uint64_t posted_count_ = 0;  // the caller's count of jobs
+    // the current job, written by the caller before open_ is set
+    void (*call_)(const void*, std::size_t) = nullptr;
+    const void* fn_ = nullptr;
+    std::uint64_t job_ = 0;
+    std::exception_ptr error_{};  // the partner's exception, read after done_
+    std::atomic<bool> open_{false};  // the second half is not yet claimed
+    std::atomic<std::uint64_t> posted_{0}, done_{0};
+    std::atomic<bool> sleeping_{false}, stop_{false};
+    std::mutex m_;
+    detail::CondVar wake_;
+};
 
 // ---------------------------------------------------------------------------- task sets
 

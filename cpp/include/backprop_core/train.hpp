@@ -12,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -21,6 +22,7 @@
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mlp.hpp"
@@ -89,12 +91,14 @@ template <class T> struct Targets {
     T at(std::size_t i, std::size_t n) const { return y[i * strides[0] + n * strides[1]]; }
 };
 
-// The loss (accumulated in double) of f (D_o, N); g (D_o, N), when not null, gets dl/df.
+// The loss (accumulated in double) of f (D_o, N); g (D_o, N), when not null, gets dl/df. "mean"
+// divides by `of` samples when given (a part of a minibatch of `of`), else by N.
 template <class T>
 double loss_and_gradient(Loss loss, Reduction reduction, const T* f, std::size_t D_o,
-                         std::size_t N, const Targets<T>& y, T* g) {
+                         std::size_t N, const Targets<T>& y, T* g, std::size_t of = 0) {
     double total = 0;
-    const T n_div = T(std::max<std::size_t>(N, 1));
+    const std::size_t divisor = std::max<std::size_t>(of ? of : N, 1);
+    const T n_div = T(divisor);
     const bool mean = reduction == Reduction::mean;
     if (loss == Loss::squared_error) {
         for (std::size_t i = 0; i < D_o; ++i)
@@ -140,7 +144,7 @@ double loss_and_gradient(Loss loss, Reduction reduction, const T* f, std::size_t
             }
         }
     }
-    return mean ? total / double(std::max<std::size_t>(N, 1)) : total;
+    return mean ? total / double(divisor) : total;
 }
 
 // The L2 penalty's part for one layer's weights W (size of them): dW += c W (c = alpha, over the
@@ -289,29 +293,23 @@ template <class T> class MLPTrainer {
         const std::size_t n_train = train_.size();
         B_ = o_.batch_size ? std::min(o_.batch_size, n_train) : n_train;
         const std::size_t last = n_train % B_ ? n_train % B_ : B_;
-        // a minibatch's inputs, targets, every layer's f and h, dl/df_K and the backward scratch
-        xb_.resize(D_in * B_);
-        ht_.resize(*std::max_element(dims_.begin(), dims_.end() - 1) * B_);  // (a layer's input)
-        if (y_.labels)
-            lb_.resize(B_);
-        else
-            yb_.resize(D_o * B_);
-        layer_buffers(B_, f_store_, h_store_, f_, h_);
-        g_out_.resize(D_o * B_);
-        // mlp_backward starts from f_K - y: given dl/df_K in place of f_K and a target of 0 it
-        // gets dl/df_K exactly (x - 0 == x), whatever the loss. (Its returned loss is not ours.)
-        f_grad_ = f_;
-        f_grad_[K] = g_out_.data();
-        work_.resize(std::max(mlp_workspace_size(K, dims, B_), mlp_workspace_size(K, dims, last)));
         // gradients and optimizer state, one flat array each, laid out weights then biases
         for (std::size_t k = 0; k <= K; ++k) {
             w_at_.push_back(P_), P_ += dims_[k + 1] * dims_[k];
             b_at_.push_back(P_), P_ += dims_[k + 1];
         }
         grad_.resize(P_);
-        for (std::size_t k = 0; k <= K; ++k) {
-            dW_.push_back(grad_.data() + w_at_[k]);
-            db_.push_back(grad_.data() + b_at_[k]);
+        // each shard's buffers, sized for the largest part of a minibatch it takes
+        std::size_t most[2] = {0, 0}, work[2] = {0, 0};
+        for (const std::size_t n : {B_, last})
+            for (std::size_t s = 0; s < shards(n); ++s) {
+                most[s] = std::max(most[s], part(n, s).second);
+                work[s] = std::max(work[s], mlp_workspace_size(K, dims, part(n, s).second));
+            }
+        shard_[0].allocate(*this, most[0], work[0], grad_.data());
+        if (most[1]) {
+            shard_grad_.resize(P_);
+            shard_[1].allocate(*this, most[1], work[1], shard_grad_.data());
         }
         if (o_.optimizer == Optimizer::adam || o_.momentum != 0) m_.assign(P_, T(0));
         if (o_.optimizer == Optimizer::adam) v_.assign(P_, T(0));
@@ -334,6 +332,27 @@ template <class T> class MLPTrainer {
         history_.validation_loss.reserve(n_val ? o_.epochs : 0);
     }
 
+    // A minibatch of n samples is split in two shards, each taken forward and back on its own
+    // (on two threads when the pool may use two), when each has at least 16 samples and no layer
+    // is large enough for the pool's tasks to pay (which the inner passes then use instead):
+    // small steps of microseconds that waking the pool's workers would cost as much as.
+    // The number depends on the shapes alone, so the results do not depend on the threads.
+    std::size_t shards(std::size_t n) const {
+        if (n < 32) return 1;
+        for (std::size_t k = 0; k <= K_; ++k)
+            if (double(dims_[k + 1]) * double(n) * double(2 * dims_[k] + 1) >= 4 * parallel_work)
+                return 1;
+        return 2;
+    }
+    // Shard s of a minibatch of n: (first sample, count). The first takes half rounded up to
+    // whole 8-sample panels.
+    std::pair<std::size_t, std::size_t> part(std::size_t n, std::size_t s) const {
+        if (shards(n) == 1) return s == 0 ? std::make_pair(std::size_t(0), n)
+                                          : std::make_pair(n, std::size_t(0));
+        const std::size_t first = std::min(n, ((n + 1) / 2 + 7) / 8 * 8);
+        return s == 0 ? std::make_pair(std::size_t(0), first) : std::make_pair(first, n - first);
+    }
+
     std::size_t n_train() const { return train_.size(); }
     const std::vector<std::size_t>& validation_samples() const { return val_; }
 
@@ -346,6 +365,7 @@ template <class T> class MLPTrainer {
         std::size_t t = 0, no_improvement = 0;
         auto last_poll = clock::now();
         history_.learning_rate = lr;
+        Duo duo(!shard_grad_.empty() && parallel_threads() >= 2);
         for (std::size_t epoch = 0; epoch < o_.epochs; ++epoch) {
             order_ = train_;
             if (o_.shuffle) permute(order_.data(), n_train, o_.seed, 1 + epoch);
@@ -358,7 +378,7 @@ template <class T> class MLPTrainer {
                     if (hooks.interrupted()) return finish(StopReason::interrupt, lr, false);
                 }
                 const std::size_t n = std::min(B_, n_train - start);
-                total += step(net, order_.data() + start, n, ++t, lr) * double(mean ? n : 1);
+                total += step(net, duo, order_.data() + start, n, ++t, lr) * double(mean ? n : 1);
                 history_.steps = t;
             }
             history_.loss.push_back(mean ? total / double(n_train) : total);
@@ -413,11 +433,44 @@ template <class T> class MLPTrainer {
     T relu_grad_at_zero_ = T(1);
     std::size_t B_ = 0, P_ = 0;
     std::vector<std::size_t> train_, val_, order_, w_at_, b_at_;
-    std::vector<T> yb_, grad_, m_, v_, yv_, best_;
+    std::vector<T> grad_, shard_grad_, m_, v_, yv_, best_;
     std::vector<double> squares_;  // a step's ||W_k||^2, layer by layer
-    AlignedVector<T> xb_, ht_, f_store_, h_store_, g_out_, work_, xv_, fv_store_, hv_store_;
-    std::vector<std::int64_t> lb_, lv_;
-    std::vector<T*> f_, h_, fv_, hv_, dW_, db_, f_grad_;
+    AlignedVector<T> xv_, fv_store_, hv_store_;
+    std::vector<std::int64_t> lv_;
+    std::vector<T*> fv_, hv_;
+
+    // One shard's minibatch part: its inputs, targets, every layer's f and h, dl/df_K, the
+    // backward scratch and where its gradients go (the first shard's into grad_).
+    struct Shard {
+        AlignedVector<T> xb, ht, f_store, h_store, g_out, work;
+        std::vector<T> yb;
+        std::vector<std::int64_t> lb;
+        std::vector<T*> f, h, f_grad, dW, db;
+        double value = 0;  // the loss of its part (divided by the whole minibatch for "mean")
+
+        void allocate(MLPTrainer& t, std::size_t n, std::size_t workspace, T* grad) {
+            const std::size_t K = t.K_, D_o = t.dims_[K + 1];
+            const std::size_t* dims = t.dims_.data();
+            xb.resize(dims[0] * n);
+            ht.resize(*std::max_element(dims, dims + K + 1) * n);  // (a layer's input)
+            if (t.y_.labels)
+                lb.resize(n);
+            else
+                yb.resize(D_o * n);
+            t.layer_buffers(n, f_store, h_store, f, h);
+            g_out.resize(D_o * n);
+            // mlp_backward starts from f_K - y: given dl/df_K in place of f_K and a target of 0
+            // it gets dl/df_K exactly (x - 0 == x), whatever the loss. (Its loss is not ours.)
+            f_grad = f;
+            f_grad[K] = g_out.data();
+            work.resize(workspace);
+            for (std::size_t k = 0; k <= K; ++k) {
+                dW.push_back(grad + t.w_at_[k]);
+                db.push_back(grad + t.b_at_[k]);
+            }
+        }
+    };
+    Shard shard_[2];
     TrainHistory history_;
 
     const T* const* cW() const { return const_cast<const T* const*>(W_.data()); }
@@ -488,46 +541,89 @@ template <class T> class MLPTrainer {
         }
     }
 
-    // One minibatch: forward, loss and dl/df_K, backward, the L2 penalty, the optimizer step.
+    // One minibatch: each shard's forward pass, loss and dl/df_K and backward pass, the shards'
+    // gradients added (the first's plus the second's), the L2 penalty, the optimizer step.
     // Returns the minibatch's objective.
-    double step(const MLPView<T>& net, const std::size_t* cols, std::size_t n, std::size_t t,
-                double lr) {
-        const std::size_t D_o = dims_[K_ + 1];
-        gather(x_, N_, dims_[0], cols, n, xb_.data());
-        Targets<T> yb;
-        if (y_.labels) {
-            for (std::size_t j = 0; j < n; ++j) lb_[j] = y_.labels[cols[j]];
-            yb.labels = lb_.data();
-        } else {
-            for (std::size_t i = 0; i < D_o; ++i)
-                for (std::size_t j = 0; j < n; ++j) yb_[i * n + j] = y_.at(i, cols[j]);
-            yb.y = yb_.data(), yb.strides[0] = n, yb.strides[1] = 1;
-        }
-        h_[0] = xb_.data();
-        mlp_forward(net, xb_.data(), n, f_.data(), h_.data());
-        const double value =
-            loss_and_gradient(o_.loss, o_.reduction, f_[K_], D_o, n, yb, g_out_.data());
-        const T zero = T(0);
-        const std::size_t zero_strides[2] = {0, 0};
+    double step(const MLPView<T>& net, Duo& duo, const std::size_t* cols, std::size_t n,
+                std::size_t t, double lr) {
         // L2: alpha/2 ||W||^2, over n for the mean; its gradient alpha W (over n) joins dl/dW.
-        // Each layer is penalised and updated as soon as its gradients are complete (in cache);
-        // the layers' sums of squares are added in layer order after.
+        // Each layer is penalised and updated as soon as its gradients are complete (in cache,
+        // with one shard); the layers' sums of squares are added in layer order after.
         const double scale = o_.reduction == Reduction::mean ? 1.0 / double(n) : 1.0;
         const T c = T(o_.alpha * scale);
         squares_.assign(K_ + 1, 0.0);
         const auto update_layer = [&](std::size_t k) {
             const std::size_t size = dims_[k + 1] * dims_[k];
-            if (o_.alpha != 0) squares_[k] = l2_penalise(W_[k], size, c, dW_[k]);
+            if (o_.alpha != 0) squares_[k] = l2_penalise(W_[k], size, c, grad_.data() + w_at_[k]);
             update(W_[k], w_at_[k], size, t, lr);
             update(b_[k], b_at_[k], dims_[k + 1], t, lr);
         };
-        mlp_backward(net, const_cast<const T* const*>(f_grad_.data()),
-                     const_cast<const T* const*>(h_.data()), &zero, zero_strides, n, dW_.data(),
-                     db_.data(), work_.data(), ht_.data(), update_layer);
+        double value = 0;
+        if (shards(n) == 1) {
+            shard_pass(net, shard_[0], cols, n, n, update_layer);
+            value = shard_[0].value;
+        } else {
+            // Layer k's gradients are the first shard's plus the second's; it is updated once
+            // both shards are past it (layers K, K-1, .., 0), the first while the second still
+            // works on the layers below when the two run at once.
+            std::atomic<std::size_t> second_done{0};  // the second shard's layers K.. complete
+            std::size_t updated = 0;
+            const auto catch_up = [&] {
+                for (const std::size_t done = second_done.load(std::memory_order_acquire);
+                     updated < done; ++updated) {
+                    const std::size_t k = K_ - updated;
+                    const std::size_t from = w_at_[k], to = b_at_[k] + dims_[k + 1];
+                    with_widest_vectors([g = grad_.data() + from,
+                                         g1 = shard_grad_.data() + from, size = to - from] {
+                        for (std::size_t e = 0; e < size; ++e) g[e] = g[e] + g1[e];
+                    });
+                    update_layer(k);
+                }
+            };
+            const auto layer_done = [&](std::size_t k) {
+                second_done.store(K_ + 1 - k, std::memory_order_release);
+            };
+            duo.run([&](std::size_t s) {
+                const auto [first, count] = part(n, s);
+                if (s == 0)
+                    shard_pass(net, shard_[0], cols + first, count, n, NoLayerHook{});
+                else
+                    shard_pass(net, shard_[1], cols + first, count, n, layer_done);
+            }, catch_up);
+            catch_up();
+            value = shard_[0].value + shard_[1].value;
+        }
         double squares = 0;
         for (std::size_t k = 0; k <= K_; ++k) squares += squares_[k];
         const double penalty = o_.alpha != 0 ? 0.5 * o_.alpha * squares * scale : 0.0;
         return value + penalty;
+    }
+
+    // One shard's part of a minibatch of `of` samples: the n samples cols[0..n) forward, the
+    // loss (its value into sh.value) and back, the gradients into sh.dW and sh.db;
+    // layer_done(k) as in mlp_backward.
+    template <class LayerDone>
+    void shard_pass(const MLPView<T>& net, Shard& sh, const std::size_t* cols, std::size_t n,
+                    std::size_t of, const LayerDone& layer_done) {
+        const std::size_t D_o = dims_[K_ + 1];
+        gather(x_, N_, dims_[0], cols, n, sh.xb.data());
+        Targets<T> yb;
+        if (y_.labels) {
+            for (std::size_t j = 0; j < n; ++j) sh.lb[j] = y_.labels[cols[j]];
+            yb.labels = sh.lb.data();
+        } else {
+            for (std::size_t i = 0; i < D_o; ++i)
+                for (std::size_t j = 0; j < n; ++j) sh.yb[i * n + j] = y_.at(i, cols[j]);
+            yb.y = sh.yb.data(), yb.strides[0] = n, yb.strides[1] = 1;
+        }
+        sh.h[0] = sh.xb.data();
+        mlp_forward(net, sh.xb.data(), n, sh.f.data(), sh.h.data());
+        sh.value = loss_and_gradient(o_.loss, o_.reduction, sh.f[K_], D_o, n, yb, sh.g_out.data(), of);
+        const T zero = T(0);
+        const std::size_t zero_strides[2] = {0, 0};
+        mlp_backward(net, const_cast<const T* const*>(sh.f_grad.data()),
+                     const_cast<const T* const*>(sh.h.data()), &zero, zero_strides, n,
+                     sh.dW.data(), sh.db.data(), sh.work.data(), sh.ht.data(), layer_done);
     }
 
     // The optimizer on one parameter array p (its gradient and state at offset `at`).
