@@ -149,6 +149,30 @@ static void duo() {
         pair.run([&](std::size_t) { ++after; }, [] {});
         check(after == 2, "the pair works after an exception");
     }
+    // A partner that takes long over its half (as one that lost its core would) makes the
+    // caller keep the next halves for a rest of at least 1 ms.
+    {
+        Duo pair(true);
+        for (int attempt = 0; attempt < 50; ++attempt) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));  // any rest is over
+            std::thread::id slow_on, next_on;
+            const auto caller = std::this_thread::get_id();
+            pair.run([&](std::size_t half) {
+                if (half == 0) {  // give the partner time to claim its half
+                    std::this_thread::sleep_for(std::chrono::microseconds(300));
+                    return;
+                }
+                slow_on = std::this_thread::get_id();
+                if (slow_on != caller) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            }, [] {});
+            if (slow_on == caller) continue;  // the partner had no core in time: try again
+            pair.run([&](std::size_t half) {
+                if (half == 1) next_on = std::this_thread::get_id();
+            }, [] {});
+            check(next_on == caller, "after a long wait for the partner the caller rests it");
+            break;
+        }
+    }
     // a Duo made and dropped at once, and one whose partner has gone to sleep
     { Duo idle(true); }
     Duo sleepy(true);
