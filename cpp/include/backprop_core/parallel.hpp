@@ -24,12 +24,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdlib>
 #include <exception>
 #include <new>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 
@@ -279,6 +281,39 @@ inline DuoRest& duo_rest() {
     static DuoRest r;
     return r;
 }
+// Whether the CPUs this process may run on span two physical cores: not all of them SMT
+// siblings of one core, as Linux's sysfs tells (true where it cannot tell). Read once.
+inline bool two_physical_cores() {
+    static const bool two = [] {
+#if defined(__linux__)
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof set, &set) != 0) return true;
+        std::string first;
+        int cpus = 0;
+        for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+            if (!CPU_ISSET(cpu, &set)) continue;
+            ++cpus;
+            char path[96], line[256] = {0};
+            std::snprintf(path, sizeof path,
+                          "/sys/devices/system/cpu/cpu%d/topology/thread_siblings_list", cpu);
+            std::FILE* f = std::fopen(path, "r");
+            if (!f) return true;
+            const bool got = std::fgets(line, sizeof line, f) != nullptr;
+            std::fclose(f);
+            if (!got) return true;
+            if (cpus == 1)
+                first = line;
+            else if (first != line)
+                return true;
+        }
+        return false;  // one CPU, or every CPU a sibling of the first
+#else
+        return true;
+#endif
+    }();
+    return two;
+}
+
 inline std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
                std::chrono::steady_clock::now().time_since_epoch())
@@ -291,8 +326,10 @@ class Duo {
     static constexpr double partner_spin = 20e-6, caller_spin = 200e-6, first_rest = 1e-3;
     static constexpr unsigned max_backoff = 7;
 
+    // No partner when `partner` is false or the process's CPUs are SMT siblings of one core
+    // (the two halves would share its arithmetic units).
     explicit Duo(bool partner) {
-        if (!partner) return;
+        if (!partner || !detail::two_physical_cores()) return;
         try {
             thread_ = std::thread([this] { serve(); });
         } catch (...) {  // no thread: every half runs on the caller
