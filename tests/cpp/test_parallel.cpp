@@ -95,12 +95,20 @@ static void thread_count_at_run_time() {
 // halves that throw; a Duo without a partner; waiting() called only while the partner works.
 static void duo() {
     using backprop_core::Duo;
+    using clock = std::chrono::steady_clock;
+    const bool two_cores = backprop_core::detail::two_physical_cores();
     for (const bool partner : {true, false}) {
         Duo pair(partner);
         const auto caller = std::this_thread::get_id();
-        std::vector<long> out(2 * 2000);
-        std::size_t elsewhere = 0, waits = 0;
-        for (std::size_t job = 0; job < 2000; ++job) {
+        std::vector<long> out;
+        std::size_t elsewhere = 0, waits = 0, jobs = 0;
+        // at least 2000 jobs; with a partner, on until it has run halves and been waited for
+        // (a loaded machine may rest it a while), for at most 10 s
+        const auto until = clock::now() + std::chrono::seconds(10);
+        for (std::size_t job = 0; job < 2000 || (partner && two_cores && (!elsewhere || !waits) &&
+                                                 clock::now() < until);
+             ++job, ++jobs) {
+            out.resize(2 * job + 2);
             std::thread::id ran_on[2];
             std::atomic<bool> first_done{false}, second_on_caller{false};
             pair.run(
@@ -116,6 +124,7 @@ static void duo() {
                     ++waits;
                     check(first_done && !second_on_caller,
                           "waiting() runs after the first half, while the partner has the second");
+                    return false;
                 });
             check(ran_on[0] == caller, "the first half runs on the caller");
             elsewhere += ran_on[1] != caller;
@@ -124,67 +133,131 @@ static void duo() {
         for (long h = 0; h < 2; ++h)
             for (long i = 0; i < 2000 + h * 1000; ++i) want[h] += i % 7 == 3 ? i : 1;
         bool same = true;
-        for (std::size_t job = 0; job < 2000; ++job)
+        for (std::size_t job = 0; job < jobs; ++job)
             same &= out[2 * job] == want[0] + long(job) && out[2 * job + 1] == want[1] + long(job);
         check(same, "every half's result, read by the caller after run()");
-        if (partner && backprop_core::detail::two_physical_cores()) {
-            check(elsewhere > 0, "the partner runs second halves");
-        } else {
+        if (partner && two_cores)
+            check(elsewhere > 0 && waits > 0, "the partner runs second halves, waited for");
+        else
             check(elsewhere == 0 && waits == 0, "without a partner the caller runs both halves");
-        }
+        // An exception from either half reaches the caller once both ran; after the first
+        // half's, waiting() is not called (it may build on the halves' partial results).
         for (const std::size_t bad : {std::size_t(0), std::size_t(1)}) {
             bool caught = false;
-            std::atomic<int> ran{0};
+            std::atomic<int> ran{0}, waited{0};
             try {
-                pair.run([&](std::size_t half) {
-                    ++ran;
-                    if (half == bad) throw std::runtime_error("half");
-                }, [] {});
+                pair.run(
+                    [&](std::size_t half) {
+                        if (half == 1 && std::this_thread::get_id() != caller)
+                            std::this_thread::sleep_for(std::chrono::microseconds(500));
+                        ++ran;
+                        if (half == bad) throw std::runtime_error("half");
+                    },
+                    [&] { return ++waited, false; });
             } catch (const std::runtime_error&) {
                 caught = true;
             }
             check(caught && ran == 2, "a half's exception reaches the caller after both ran");
+            if (bad == 0) check(waited == 0, "no waiting() after the first half threw");
+        }
+        // An exception from waiting() too, after the partner's half is done.
+        {
+            bool caught = false;
+            std::atomic<int> ran{0};
+            std::atomic<bool> on_partner{false};
+            try {
+                pair.run(
+                    [&](std::size_t half) {
+                        if (half == 1 && std::this_thread::get_id() != caller) {
+                            on_partner = true;  // (the caller waits for it, calling waiting())
+                            std::this_thread::sleep_for(std::chrono::microseconds(500));
+                        }
+                        ++ran;
+                    },
+                    [&]() -> bool { throw std::runtime_error("waiting"); });
+            } catch (const std::runtime_error& e) {
+                caught = std::string(e.what()) == "waiting";
+            }
+            check(ran == 2, "both halves run when waiting() throws");
+            check(caught == on_partner.load(), "waiting()'s exception reaches the caller");
         }
         std::atomic<int> after{0};
-        pair.run([&](std::size_t) { ++after; }, [] {});
+        pair.run([&](std::size_t) { ++after; }, [] { return false; });
         check(after == 2, "the pair works after an exception");
     }
     // A partner that takes long over its half (as one that lost its core would) makes the
     // caller keep the next halves for a rest of at least 1 ms.
-    if (backprop_core::detail::two_physical_cores()) {
+    if (two_cores) {
         Duo pair(true);
-        for (int attempt = 0; attempt < 50; ++attempt) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(200));  // any rest is over
+        bool tested = false;
+        const auto caller = std::this_thread::get_id();
+        const auto slow_first = [&](std::size_t half) {  // time for the partner to claim
+            if (half == 0) std::this_thread::sleep_for(std::chrono::microseconds(300));
+        };
+        for (int attempt = 0; attempt < 50 && !tested; ++attempt) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));  // any rest is over
             std::thread::id slow_on, next_on;
-            const auto caller = std::this_thread::get_id();
             pair.run([&](std::size_t half) {
-                if (half == 0) {  // give the partner time to claim its half
-                    std::this_thread::sleep_for(std::chrono::microseconds(300));
-                    return;
-                }
+                slow_first(half);
+                if (half == 0) return;
                 slow_on = std::this_thread::get_id();
                 if (slow_on != caller) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-            }, [] {});
+            }, [] { return false; });
             if (slow_on == caller) continue;  // the partner had no core in time: try again
             pair.run([&](std::size_t half) {
+                slow_first(half);
                 if (half == 1) next_on = std::this_thread::get_id();
-            }, [] {});
+            }, [] { return false; });
             check(next_on == caller, "after a long wait for the partner the caller rests it");
-            break;
+            tested = true;
         }
+        check(tested, "the partner took a slow half in one of 50 tries");
     }
     // a Duo made and dropped at once, and one whose partner has gone to sleep
     { Duo idle(true); }
     Duo sleepy(true);
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     std::atomic<int> woke{0};
-    for (int i = 0; i < 3; ++i) sleepy.run([&](std::size_t) { ++woke; }, [] {});
+    for (int i = 0; i < 3; ++i) sleepy.run([&](std::size_t) { ++woke; }, [] { return false; });
     check(woke == 6, "a sleeping partner's pair runs every half");
+}
+
+// A Duo made before fork(): in the child (forked from the caller's thread, as a callback
+// might) it runs both halves on the caller and its destructor does not wait for the parent's
+// partner, spinning or asleep at the fork (a child that hangs is killed by an alarm).
+static void duo_in_forked_child(int sleep_ms) {
+    pid_t pid = -1;
+    bool child_ok = false;
+    {
+        backprop_core::Duo pair(true);
+        pair.run([](std::size_t) {}, [] { return false; });
+        std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));  // (5: asleep)
+        pid = fork();
+        if (pid == 0) {
+            alarm(20);
+            std::atomic<int> halves{0};
+            std::thread::id second_on;
+            pair.run(
+                [&](std::size_t half) {
+                    ++halves;
+                    if (half == 1) second_on = std::this_thread::get_id();
+                },
+                [] { return false; });
+            child_ok = halves == 2 && second_on == std::this_thread::get_id();
+        }
+    }  // (the child's copy of the Duo goes here)
+    if (pid == 0) _exit(child_ok ? 0 : 1);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    check(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "a Duo in a forked child runs both halves and is destroyed without waiting");
 }
 
 int main() {
     thread_count_at_run_time();
     duo();
+    duo_in_forked_child(0);
+    duo_in_forked_child(5);
     std::vector<std::thread> callers;
     for (int c = 0; c < 4; ++c)
         callers.emplace_back([c] {

@@ -445,6 +445,10 @@ int main() {
         }
     test_stopping_and_hooks();
     test_objective();
+    // the sharded minibatches above ran on two threads when they could: with two cores and a
+    // thread count of two or more, the partner took some shards
+    if (bc::parallel_threads() >= 2 && bc::detail::two_physical_cores())
+        check(bc::detail::duo_rest().partner_halves.load() > 0, "the partner thread took shards");
     if (failures)
         std::fprintf(stderr, "%d failures\n", failures);
     else

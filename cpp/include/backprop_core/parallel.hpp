@@ -29,6 +29,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <new>
 #include <mutex>
 #include <string>
@@ -253,13 +254,17 @@ template <class F> void parallel_for(std::size_t tasks, const F& fn) {
 // (so a partner that gets no core costs no waiting). The two halves must not depend on each
 // other; whoever runs them, the results are the same. While the caller waits for the partner's
 // half it calls waiting() again and again (work that may start on the half's partial results;
-// not after fn(0) threw).
+// not after fn(0) or waiting() threw): it returns whether it did any, which does not count as
+// waiting. An exception from either half or from waiting() reaches the caller once both halves
+// are done.
 //
 // The pool's sleeping workers take microseconds to wake, as long as such a job; the partner
 // instead spins (with the CPU's pause hint) for up to partner_spin seconds after each half for
 // the next job, then sleeps on a condition variable until one is posted. It is made by the
 // constructor (none when `partner` is false or the system refuses a thread) and joined by the
-// destructor: no lock outlives the Duo, so a fork() meanwhile leaves the child nothing locked.
+// destructor: no lock outlives the Duo. In a child forked meanwhile (from the caller's thread,
+// say in a callback) the Duo has no partner: it runs both halves and never touches the
+// parent's thread or its lock.
 // Both halves run with in_task set: parallel_for inside them runs on their own thread.
 //
 // A busy machine (another process's threads, a hypervisor taking a core) shows as a partner
@@ -274,8 +279,10 @@ template <class F> void parallel_for(std::size_t tasks, const F& fn) {
 namespace detail {
 struct DuoRest {
     std::atomic<std::int64_t> until{0};  // steady_clock nanoseconds
-    std::atomic<std::uint64_t> posted{0}, posted_at_rest{0};  // jobs posted to partners
+    // jobs posted to partners: in all, and when the last rest began (none yet: the maximum)
+    std::atomic<std::uint64_t> posted{0}, posted_at_rest{~std::uint64_t(0)};
     std::atomic<unsigned> backoff{0};
+    std::atomic<std::uint64_t> partner_halves{0};  // halves partners ran (for tests)
 };
 inline DuoRest& duo_rest() {
     static DuoRest r;
@@ -314,6 +321,19 @@ inline bool two_physical_cores() {
     return two;
 }
 
+// How many fork()s this process descends through (the child's count is one more): a Duo made
+// before a fork has no partner in the child.
+inline std::atomic<unsigned>& fork_generation() {
+    static std::atomic<unsigned> generation{0};
+#if defined(__unix__) || defined(__APPLE__)
+    static const bool handler = (pthread_atfork(nullptr, nullptr, [] {
+                                     generation.fetch_add(1, std::memory_order_relaxed);
+                                 }) == 0);
+    (void)handler;
+#endif
+    return generation;
+}
+
 inline std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
                std::chrono::steady_clock::now().time_since_epoch())
@@ -328,20 +348,29 @@ class Duo {
 
     // No partner when `partner` is false or the process's CPUs are SMT siblings of one core
     // (the two halves would share its arithmetic units).
-    explicit Duo(bool partner) {
+    explicit Duo(bool partner) : generation_(detail::fork_generation().load()) {
         if (!partner || !detail::two_physical_cores()) return;
         try {
+            sync_.reset(new Sync());
             thread_ = std::thread([this] { serve(); });
         } catch (...) {  // no thread: every half runs on the caller
         }
     }
     ~Duo() {
         if (!thread_.joinable()) return;
+        if (!own_partner()) {  // a forked child: the partner is the parent's; leave it be
+            // (its handle moved where it is never joined nor destroyed; no allocation, which
+            // a child may not be able to make)
+            alignas(std::thread) static thread_local unsigned char spare[sizeof(std::thread)];
+            new (spare) std::thread(std::move(thread_));
+            (void)sync_.release();
+            return;
+        }
         {
-            std::lock_guard<std::mutex> lk(m_);
+            std::lock_guard<std::mutex> lk(sync_->m);
             stop_.store(true, std::memory_order_seq_cst);
         }
-        wake_.notify_all();
+        sync_->wake.notify_all();
         thread_.join();
     }
     Duo(const Duo&) = delete;
@@ -349,7 +378,7 @@ class Duo {
 
     template <class F, class Waiting> void run(const F& fn, const Waiting& waiting) {
         const std::uint64_t job = ++jobs_;
-        const bool partner = thread_.joinable() && !resting();
+        const bool partner = thread_.joinable() && own_partner() && !resting();
         bool asleep = false;  // (a partner waking up, or just started, may well miss a job)
         if (partner) {
             detail::duo_rest().posted.fetch_add(1, std::memory_order_relaxed);
@@ -361,8 +390,8 @@ class Duo {
             posted_.store(job, std::memory_order_seq_cst);
             asleep = sleeping_.load(std::memory_order_seq_cst);
             if (asleep) {
-                std::lock_guard<std::mutex> lk(m_);  // (the partner checks posted_ under it)
-                wake_.notify_all();
+                std::lock_guard<std::mutex> lk(sync_->m);  // (the partner checks posted_ under it)
+                sync_->wake.notify_all();
             }
         }
         std::exception_ptr error;
@@ -383,10 +412,16 @@ class Duo {
             }
         } else {  // the partner has started the second half: wait for it, spinning a while
             misses_ = awake_misses_ = 0;
-            const std::int64_t since = detail::now_ns();
+            std::int64_t since = detail::now_ns();
             bool spin = true;
             for (unsigned spins = 1; done_.load(std::memory_order_acquire) != job; ++spins) {
-                if (!error) waiting();
+                if (!error) {
+                    try {
+                        if (waiting()) since = detail::now_ns();  // (its work is not waiting)
+                    } catch (...) {
+                        error = std::current_exception();
+                    }
+                }
                 if (spin && spins % 64 == 0)
                     spin = double(detail::now_ns() - since) < caller_spin * 1e9;
                 if (spin)
@@ -402,6 +437,10 @@ class Duo {
     }
 
   private:
+    bool own_partner() const {
+        return generation_ == detail::fork_generation().load(std::memory_order_relaxed);
+    }
+
     static bool resting() {
         return detail::duo_rest().until.load(std::memory_order_relaxed) > detail::now_ns();
     }
@@ -411,7 +450,8 @@ class Duo {
         const std::int64_t now = detail::now_ns();
         const std::uint64_t posted = r.posted.load(std::memory_order_relaxed);
         // failing again within a few jobs after the last rest: the machine is still busy
-        const bool again = posted - r.posted_at_rest.load(std::memory_order_relaxed) < 64;
+        const std::uint64_t at = r.posted_at_rest.load(std::memory_order_relaxed);
+        const bool again = at != ~std::uint64_t(0) && posted - at < 64;
         const unsigned backoff =
             again ? std::min(r.backoff.load(std::memory_order_relaxed) + 1, max_backoff) : 0;
         r.backoff.store(backoff, std::memory_order_relaxed);
@@ -441,9 +481,9 @@ class Duo {
                     stop_.load(std::memory_order_relaxed))
                     break;
                 if (spins % 64 == 0 && double(detail::now_ns() - since) > partner_spin * 1e9) {
-                    std::unique_lock<std::mutex> lk(m_);
+                    std::unique_lock<std::mutex> lk(sync_->m);
                     sleeping_.store(true, std::memory_order_seq_cst);
-                    wake_.wait(lk, [&] {
+                    sync_->wake.wait(lk, [&] {
                         return posted_.load(std::memory_order_seq_cst) != seen ||
                                stop_.load(std::memory_order_seq_cst);
                     });
@@ -462,11 +502,13 @@ class Duo {
             } catch (...) {
                 error_ = std::current_exception();
             }
+            detail::duo_rest().partner_halves.fetch_add(1, std::memory_order_relaxed);
             done_.store(job, std::memory_order_release);
         }
     }
 
     std::thread thread_;
+    unsigned generation_;     // detail::fork_generation() when made
     std::uint64_t jobs_ = 0;  // the caller's count of jobs
     // jobs in a row whose second half the partner did not claim (and of them, while awake)
     unsigned misses_ = 0, awake_misses_ = 0;
@@ -478,8 +520,13 @@ class Duo {
     std::atomic<bool> open_{false};  // the second half is not yet claimed
     std::atomic<std::uint64_t> posted_{0}, done_{0};
     std::atomic<bool> sleeping_{true}, stop_{false};  // (asleep until it first spins)
-    std::mutex m_;
-    detail::CondVar wake_;
+    // where the partner sleeps (made with it; a forked child leaves them as they are: the parent's
+    // thread may have been waiting there, and destroying them would wait for it)
+    struct Sync {
+        std::mutex m;
+        detail::CondVar wake;
+    };
+    std::unique_ptr<Sync> sync_;
 };
 
 // ---------------------------------------------------------------------------- task sets

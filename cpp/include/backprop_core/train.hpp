@@ -333,10 +333,11 @@ template <class T> class MLPTrainer {
     }
 
     // A minibatch of n samples is split in two shards, each taken forward and back on its own
-    // (on two threads when the pool may use two), when each has at least 16 samples and no layer
-    // is large enough for the pool's tasks to pay (which the inner passes then use instead):
-    // small steps of microseconds that waking the pool's workers would cost as much as.
-    // The number depends on the shapes alone, so the results do not depend on the threads.
+    // (on two threads when the pool may use two), when n >= 32 and every layer's step is below
+    // 4 parallel_work multiply-adds (2 D_{k+1} D_k n; larger ones use the pool's tasks inside
+    // each pass instead): steps of microseconds, which waking the pool's workers would cost as
+    // much as. The number depends on the shapes alone, so the results do not depend on the
+    // threads.
     std::size_t shards(std::size_t n) const {
         if (n < 32) return 1;
         for (std::size_t k = 0; k <= K_; ++k)
@@ -568,7 +569,8 @@ template <class T> class MLPTrainer {
             // works on the layers below when the two run at once.
             std::atomic<std::size_t> second_done{0};  // the second shard's layers K.. complete
             std::size_t updated = 0;
-            const auto catch_up = [&] {
+            const auto catch_up = [&] {  // (whether it updated a layer)
+                const std::size_t before = updated;
                 for (const std::size_t done = second_done.load(std::memory_order_acquire);
                      updated < done; ++updated) {
                     const std::size_t k = K_ - updated;
@@ -579,6 +581,7 @@ template <class T> class MLPTrainer {
                     });
                     update_layer(k);
                 }
+                return updated != before;
             };
             const auto layer_done = [&](std::size_t k) {
                 second_done.store(K_ + 1 - k, std::memory_order_release);
