@@ -430,6 +430,41 @@ static void test_objective() {
         }
 }
 
+// Longer sharded training (minibatches of 64, the last of 38) on two threads and on one: the
+// same bits; with two cores and two threads allowed, the partner thread took shards.
+static void test_two_threads_same_bits() {
+    const std::vector<std::size_t> dims = {3, 48, 40, 2};
+    const std::size_t N = 64 * 20 + 38;
+    std::mt19937_64 rng(12);
+    std::normal_distribution<double> normal;
+    std::vector<double> x(3 * N), y(2 * N);
+    for (auto& v : x) v = normal(rng);
+    for (auto& v : y) v = normal(rng);
+    bc::TrainOptions o;
+    o.optimizer = bc::Optimizer::adam;
+    o.learning_rate = 1e-3, o.alpha = 1e-3, o.epochs = 10, o.batch_size = 64, o.seed = 5;
+    bc::Targets<double> t;
+    t.y = y.data(), t.strides[0] = N, t.strides[1] = 1;
+    const Net start = random_net(dims, 13);
+    const unsigned threads = bc::parallel_threads();
+    const auto train = [&](unsigned n) {
+        bc::set_parallel_threads(n);
+        Native native(start);
+        bc::MLPTrainer<double>(dims.size() - 2, dims.data(), native.pw.data(), native.pb.data(),
+                               x.data(), N, t, o)
+            .run();
+        return native;
+    };
+    const std::uint64_t before = bc::detail::duo_rest().partner_halves.load();
+    const Native two = train(std::max(threads, 2u));
+    const std::uint64_t taken = bc::detail::duo_rest().partner_halves.load() - before;
+    const Native one = train(1);
+    bc::set_parallel_threads(threads);
+    check(two.W == one.W && two.b == one.b, "two threads give the bits of one");
+    if (bc::detail::two_physical_cores())
+        check(taken > 0, "the partner thread took shards");
+}
+
 int main() {
     test_generator();
     test_losses();
@@ -445,10 +480,7 @@ int main() {
         }
     test_stopping_and_hooks();
     test_objective();
-    // the sharded minibatches above ran on two threads when they could: with two cores and a
-    // thread count of two or more, the partner took some shards
-    if (bc::parallel_threads() >= 2 && bc::detail::two_physical_cores())
-        check(bc::detail::duo_rest().partner_halves.load() > 0, "the partner thread took shards");
+    test_two_threads_same_bits();
     if (failures)
         std::fprintf(stderr, "%d failures\n", failures);
     else
